@@ -1,0 +1,19 @@
+// Every VITCC_ macro lives here.
+#pragma once
+#include "vitcc/version.hpp"
+
+// VITCC_DISABLE_SIMD=1 builds the plain scalar path only (kernels/ref), whatever the target ISA.
+#ifndef VITCC_DISABLE_SIMD
+#define VITCC_DISABLE_SIMD 0
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define VITCC_RESTRICT __restrict__
+#define VITCC_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define VITCC_RESTRICT
+#define VITCC_ALWAYS_INLINE inline
+#endif
+
+// Alignment of every tensor in a blob and of the workspace the caller provides.
+#define VITCC_ALIGNMENT 64
