@@ -1,0 +1,102 @@
+// Binds model weights to tensors of a checked blob: every lookup states the dtype, layout and shape
+// the model expects, and the first mismatch becomes the Status. Weights stay where they are
+// (zero-copy views into the blob).
+#pragma once
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <initializer_list>
+
+#include "vitcc/core/error.hpp"
+#include "vitcc/io/blob_reader.hpp"
+
+namespace vitcc {
+
+class Binder {
+ public:
+  explicit Binder(const BlobView& blob) noexcept : blob_(blob) {}
+
+  // A plain row-major float32 tensor of exactly `dims`.
+  const float* plain(std::initializer_list<std::uint64_t> dims, const char* name_format, ...) noexcept
+#if defined(__GNUC__) || defined(__clang__)
+      __attribute__((format(printf, 3, 4)))
+#endif
+  {
+    va_list args;
+    va_start(args, name_format);
+    const float* p = lookup(blob::Layout::plain, dims, name_format, args);
+    va_end(args);
+    return p;
+  }
+
+  // A [k, n] matrix packed for kernels::gemm.
+  const float* packed(std::uint64_t k, std::uint64_t n, const char* name_format, ...) noexcept
+#if defined(__GNUC__) || defined(__clang__)
+      __attribute__((format(printf, 4, 5)))
+#endif
+  {
+    va_list args;
+    va_start(args, name_format);
+    const float* p = lookup(blob::Layout::gemm_b16, {k, n}, name_format, args);
+    va_end(args);
+    return p;
+  }
+
+  // The final verdict: the first error, or an error if the blob holds tensors the model never
+  // asked for (a blob made for a different configuration).
+  Status finish() const noexcept {
+    if (!status_.ok()) return status_;
+    if (bound_ != blob_.tensor_count())
+      return Status::error(Errc::shape_mismatch, "blob: holds %u tensors but the model uses %u (made for another configuration?)",
+                           unsigned(blob_.tensor_count()), unsigned(bound_));
+    return status_;
+  }
+
+ private:
+  const float* lookup(blob::Layout layout, std::initializer_list<std::uint64_t> dims,
+                      const char* name_format, va_list args) noexcept {
+    if (!status_.ok()) return nullptr;
+    char name[blob::name_capacity + 8];
+    std::vsnprintf(name, sizeof name, name_format, args);
+    TensorView t;
+    if (!blob_.find(name, t)) {
+      status_ = Status::error(Errc::missing_tensor, "blob: missing tensor '%s'", name);
+      return nullptr;
+    }
+    if (t.dtype != blob::DType::f32) {
+      status_ = Status::error(Errc::dtype_mismatch, "blob: tensor '%s' has dtype %u, expected f32", name, unsigned(t.dtype));
+      return nullptr;
+    }
+    if (t.layout != layout) {
+      status_ = Status::error(Errc::layout_mismatch, "blob: tensor '%s' has layout %u, expected %u", name,
+                              unsigned(t.layout), unsigned(layout));
+      return nullptr;
+    }
+    bool same = t.rank == dims.size();
+    std::size_t i = 0;
+    for (std::uint64_t d : dims) same = same && t.dims[i++] == d;
+    if (!same) {
+      char want[96], got[96];
+      format_dims(want, sizeof want, dims.begin(), dims.size());
+      format_dims(got, sizeof got, t.dims, t.rank);
+      status_ = Status::error(Errc::shape_mismatch, "blob: tensor '%s' has shape %s, expected %s", name, got, want);
+      return nullptr;
+    }
+    ++bound_;
+    return t.f32();
+  }
+
+  static void format_dims(char* out, std::size_t cap, const std::uint64_t* dims, std::size_t rank) noexcept {
+    std::size_t used = static_cast<std::size_t>(std::snprintf(out, cap, "["));
+    for (std::size_t i = 0; i < rank && used < cap; ++i)
+      used += static_cast<std::size_t>(std::snprintf(out + used, cap - used, i ? ", %llu" : "%llu",
+                                                     static_cast<unsigned long long>(dims[i])));
+    if (used < cap) std::snprintf(out + used, cap - used, "]");
+  }
+
+  const BlobView& blob_;
+  Status status_;
+  std::uint32_t bound_ = 0;
+};
+
+}  // namespace vitcc

@@ -1,0 +1,197 @@
+// Reads a weight blob in place (from flash, a static array or a mapped file) and checks it
+// completely before anything trusts it: magic, version, byte order, header consistency, every
+// table entry, alignment, bounds, order and overlap of tensors, and the checksum. No allocation,
+// no exceptions: problems come back as a Status naming what was wrong.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "vitcc/core/aligned.hpp"
+#include "vitcc/core/error.hpp"
+#include "vitcc/io/blob_format.hpp"
+#include "vitcc/kernels/gemm.hpp"
+
+namespace vitcc {
+
+struct TensorView {
+  const char* name = nullptr;
+  blob::DType dtype = blob::DType::f32;
+  blob::Layout layout = blob::Layout::plain;
+  std::uint32_t rank = 0;
+  std::uint64_t dims[blob::max_rank] = {0, 0, 0, 0};
+  const void* data = nullptr;
+  std::uint64_t bytes = 0;
+
+  const float* f32() const noexcept { return static_cast<const float*>(data); }
+};
+
+class BlobView {
+ public:
+  // Validates `bytes` bytes at `data` (which must stay alive and unchanged while in use).
+  // verify_checksum=false skips only the hash, for callers that verified the bytes another way.
+  Status open(const void* data, std::size_t bytes, bool verify_checksum = true) noexcept;
+
+  std::uint32_t tensor_count() const noexcept { return count_; }
+  std::uint64_t checksum() const noexcept { return checksum_; }
+  TensorView tensor(std::uint32_t i) const noexcept;
+  // Looks a tensor up by name; returns false when absent.
+  bool find(const char* name, TensorView& out) const noexcept;
+
+ private:
+  const unsigned char* base_ = nullptr;
+  std::size_t bytes_ = 0;
+  std::uint32_t count_ = 0;
+  std::uint64_t checksum_ = 0;
+};
+
+namespace detail {
+
+// Element count implied by dims and layout, or 0 on overflow / bad dims.
+inline std::uint64_t tensor_elements(const std::uint64_t* dims, std::uint32_t rank,
+                                     blob::Layout layout) noexcept {
+  if (layout == blob::Layout::gemm_b16) {
+    if (rank != 2 || dims[0] == 0 || dims[1] == 0) return 0;
+    const std::uint64_t k = dims[0], n = dims[1];
+    if (k > (std::uint64_t(1) << 31) || n > (std::uint64_t(1) << 31)) return 0;
+    return kernels::packed_b_floats(static_cast<std::size_t>(k), static_cast<std::size_t>(n));
+  }
+  std::uint64_t n = 1;
+  for (std::uint32_t i = 0; i < rank; ++i) {
+    if (dims[i] == 0 || dims[i] > (std::uint64_t(1) << 40) || n > (std::uint64_t(1) << 62) / dims[i])
+      return 0;
+    n *= dims[i];
+  }
+  return n;
+}
+
+}  // namespace detail
+
+inline TensorView BlobView::tensor(std::uint32_t i) const noexcept {
+  TensorView t;
+  if (i >= count_) return t;
+  const unsigned char* e = base_ + blob::header_fixed_bytes + std::size_t(i) * blob::entry_bytes;
+  t.name = reinterpret_cast<const char*>(e);
+  t.dtype = static_cast<blob::DType>(blob::read_u32(e + 64));
+  t.layout = static_cast<blob::Layout>(blob::read_u32(e + 68));
+  t.rank = blob::read_u32(e + 72);
+  for (std::size_t d = 0; d < blob::max_rank; ++d) t.dims[d] = blob::read_u64(e + 80 + 8 * d);
+  const std::uint64_t offset = blob::read_u64(e + 112);
+  t.bytes = blob::read_u64(e + 120);
+  t.data = base_ + offset;
+  return t;
+}
+
+inline bool BlobView::find(const char* name, TensorView& out) const noexcept {
+  for (std::uint32_t i = 0; i < count_; ++i) {
+    const char* n = reinterpret_cast<const char*>(base_ + blob::header_fixed_bytes +
+                                                  std::size_t(i) * blob::entry_bytes);
+    if (std::strncmp(n, name, blob::name_capacity) == 0) {
+      out = tensor(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+inline Status BlobView::open(const void* data, std::size_t bytes, bool verify_checksum) noexcept {
+  *this = BlobView{};
+  if (data == nullptr) return Status::error(Errc::null_pointer, "blob: null data pointer");
+  if (!is_aligned(data))
+    return Status::error(Errc::misaligned, "blob: data must be %zu-byte aligned", alignment);
+  const auto* p = static_cast<const unsigned char*>(data);
+  if (bytes < blob::header_fixed_bytes)
+    return Status::error(Errc::truncated, "blob: %zu bytes is shorter than the %zu-byte header",
+                         bytes, blob::header_fixed_bytes);
+  if (std::memcmp(p, blob::magic, sizeof blob::magic) != 0)
+    return Status::error(Errc::bad_magic, "blob: bad magic (not a vitcc weight blob)");
+  const std::uint32_t tag = blob::read_u32(p + 12);
+  if (tag != blob::endian_tag)
+    return Status::error(Errc::bad_endianness, "blob: endianness tag 0x%08x, expected 0x%08x (little endian)",
+                         unsigned(tag), unsigned(blob::endian_tag));
+  // Our little-endian reads only match native memory on a little-endian machine.
+  std::uint32_t native;
+  std::memcpy(&native, p + 12, 4);
+  if (native != blob::endian_tag)
+    return Status::error(Errc::bad_endianness, "blob: this machine is big endian; v1 blobs are little endian");
+  const std::uint32_t version = blob::read_u32(p + 8);
+  if (version != blob::format_version)
+    return Status::error(Errc::bad_version, "blob: format version %u, this reader supports %u",
+                         unsigned(version), unsigned(blob::format_version));
+  const std::uint32_t header_bytes = blob::read_u32(p + 16);
+  const std::uint32_t count = blob::read_u32(p + 20);
+  const std::uint64_t file_bytes = blob::read_u64(p + 24);
+  const std::uint64_t recorded = blob::read_u64(p + blob::checksum_offset);
+  const std::uint64_t data_offset = blob::read_u64(p + 40);
+  if (count > 1000000 ||
+      std::uint64_t(header_bytes) != blob::header_fixed_bytes + std::uint64_t(count) * blob::entry_bytes)
+    return Status::error(Errc::bad_header, "blob: header bytes %u do not match %u tensor entries",
+                         unsigned(header_bytes), unsigned(count));
+  if (file_bytes != bytes)
+    return Status::error(Errc::truncated, "blob: header records %llu bytes but %zu are present",
+                         static_cast<unsigned long long>(file_bytes), bytes);
+  if (header_bytes > bytes)
+    return Status::error(Errc::truncated, "blob: tensor table (%u bytes) exceeds the blob", unsigned(header_bytes));
+  if (data_offset % blob::tensor_alignment != 0 || data_offset < header_bytes || data_offset > bytes)
+    return Status::error(Errc::bad_header, "blob: data offset %llu is not a 64-aligned offset past the table",
+                         static_cast<unsigned long long>(data_offset));
+  base_ = p;
+  bytes_ = bytes;
+  count_ = count;
+
+  std::uint64_t previous_end = data_offset;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const unsigned char* e = p + blob::header_fixed_bytes + std::size_t(i) * blob::entry_bytes;
+    const char* name = reinterpret_cast<const char*>(e);
+    std::size_t name_len = 0;
+    while (name_len < blob::name_capacity && name[name_len] != '\0') ++name_len;
+    Status bad;
+    if (name_len == 0 || name_len == blob::name_capacity) {
+      bad = Status::error(Errc::bad_tensor_entry, "blob: tensor entry %u has no NUL-terminated name", unsigned(i));
+    } else {
+      const TensorView t = tensor(i);
+      const std::uint64_t offset = blob::read_u64(e + 112);
+      if (t.dtype != blob::DType::f32) {
+        bad = Status::error(Errc::bad_tensor_entry, "blob: tensor '%.63s' has unknown dtype %u", name, unsigned(t.dtype));
+      } else if (t.layout != blob::Layout::plain && t.layout != blob::Layout::gemm_b16) {
+        bad = Status::error(Errc::bad_tensor_entry, "blob: tensor '%.63s' has unknown layout %u", name, unsigned(t.layout));
+      } else if (t.rank == 0 || t.rank > blob::max_rank) {
+        bad = Status::error(Errc::bad_tensor_entry, "blob: tensor '%.63s' has rank %u (expected 1..4)", name, unsigned(t.rank));
+      } else {
+        const std::uint64_t elements = detail::tensor_elements(t.dims, t.rank, t.layout);
+        if (elements == 0 || elements * blob::dtype_bytes(t.dtype) != t.bytes) {
+          bad = Status::error(Errc::bad_tensor_entry, "blob: tensor '%.63s' records %llu bytes, its shape needs %llu",
+                              name, static_cast<unsigned long long>(t.bytes),
+                              static_cast<unsigned long long>(elements * 4));
+        } else if (offset % blob::tensor_alignment != 0) {
+          bad = Status::error(Errc::misaligned, "blob: tensor '%.63s' at offset %llu is not 64-aligned", name,
+                              static_cast<unsigned long long>(offset));
+        } else if (offset > bytes || t.bytes > bytes - offset) {
+          bad = Status::error(Errc::out_of_bounds, "blob: tensor '%.63s' (offset %llu, %llu bytes) extends past the %zu-byte blob",
+                              name, static_cast<unsigned long long>(offset), static_cast<unsigned long long>(t.bytes), bytes);
+        } else if (offset < previous_end) {
+          bad = Status::error(Errc::overlapping, "blob: tensor '%.63s' at offset %llu overlaps the table or the previous tensor",
+                              name, static_cast<unsigned long long>(offset));
+        } else {
+          previous_end = offset + t.bytes;
+        }
+      }
+    }
+    if (!bad.ok()) {
+      *this = BlobView{};
+      return bad;
+    }
+  }
+  if (verify_checksum) {
+    const std::uint64_t actual = blob::checksum(p, bytes);
+    if (actual != recorded) {
+      *this = BlobView{};
+      return Status::error(Errc::checksum_mismatch, "blob: checksum 0x%016llx does not match the recorded 0x%016llx (corrupted)",
+                           static_cast<unsigned long long>(actual), static_cast<unsigned long long>(recorded));
+    }
+  }
+  checksum_ = recorded;
+  return Status{};
+}
+
+}  // namespace vitcc
