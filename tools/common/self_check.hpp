@@ -1,0 +1,99 @@
+// Artifacts verify themselves: vitcc-pack runs the ONNX graph on a seeded input and records a
+// digest of its output in the JSON config; `vitcc-run --check` regenerates the same input, runs the
+// compiled model and compares. The input is reproducible from the seed alone (splitmix64, uniform
+// in [-2, 2)), so nothing large needs to be stored.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace vitcc::tools {
+
+inline std::vector<float> self_check_input(std::size_t n, std::uint64_t seed) {
+  std::vector<float> v(n);
+  std::uint64_t s = seed;
+  for (float& x : v) {
+    s += 0x9e3779b97f4a7c15ull;
+    std::uint64_t z = s;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    x = static_cast<float>(static_cast<double>(z >> 40) / double(1ull << 24) * 4.0 - 2.0);
+  }
+  return v;
+}
+
+// Parity as the project measures it everywhere: max |a-b| against max(1, max|ref|), and cosine.
+struct Agreement {
+  double max_abs_err = 0, max_abs_ref = 0, cosine = 1;
+  bool within(double rel_tol = 1e-4, double min_cosine = 0.99999) const {
+    return max_abs_err <= rel_tol * std::max(1.0, max_abs_ref) && cosine >= min_cosine;
+  }
+};
+
+inline Agreement compare(const float* got, const float* ref, std::size_t n) {
+  Agreement a;
+  double dot = 0, ng = 0, nr = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double g = got[i], r = ref[i];
+    if (!std::isfinite(g)) {
+      a.max_abs_err = INFINITY;
+    } else {
+      a.max_abs_err = std::max(a.max_abs_err, std::fabs(g - r));
+    }
+    a.max_abs_ref = std::max(a.max_abs_ref, std::fabs(r));
+    dot += g * r;
+    ng += g * g;
+    nr += r * r;
+  }
+  a.cosine = (ng > 0 && nr > 0) ? dot / std::sqrt(ng * nr) : (ng == nr ? 1.0 : 0.0);
+  if (!std::isfinite(a.max_abs_err)) a.cosine = 0;
+  return a;
+}
+
+// The digest stored in the JSON: the first values, and where the largest ones are.
+inline nlohmann::json self_check_record(std::uint64_t seed, const std::vector<float>& out) {
+  nlohmann::json j;
+  j["seed"] = seed;
+  j["input"] = "splitmix64(seed) uniform in [-2, 2), NCHW, one image";
+  j["output_count"] = out.size();
+  const std::size_t keep = std::min<std::size_t>(out.size(), 256);
+  j["output_first"] = std::vector<double>(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(keep));
+  double sum = 0, amax = 0;
+  for (float v : out) {
+    sum += v;
+    amax = std::max(amax, double(std::fabs(v)));
+  }
+  j["output_sum"] = sum;
+  j["output_abs_max"] = amax;
+  return j;
+}
+
+// Checks `out` against a record; returns an empty string when it agrees, else why not.
+inline std::string self_check_verify(const nlohmann::json& rec, const std::vector<float>& out) {
+  if (rec.at("output_count").get<std::size_t>() != out.size())
+    return "output has " + std::to_string(out.size()) + " values, the record " +
+           std::to_string(rec.at("output_count").get<std::size_t>());
+  const auto first = rec.at("output_first").get<std::vector<float>>();
+  const Agreement a = compare(out.data(), first.data(), first.size());
+  const double scale = std::max(1.0, rec.at("output_abs_max").get<double>());
+  if (a.max_abs_err > 1e-4 * scale)
+    return "first " + std::to_string(first.size()) + " outputs differ by up to " + std::to_string(a.max_abs_err);
+  double sum = 0, amax = 0;
+  for (float v : out) {
+    sum += v;
+    amax = std::max(amax, double(std::fabs(v)));
+  }
+  if (std::fabs(amax - rec.at("output_abs_max").get<double>()) > 1e-4 * scale)
+    return "largest |output| is " + std::to_string(amax) + ", the record " +
+           std::to_string(rec.at("output_abs_max").get<double>());
+  if (std::fabs(sum - rec.at("output_sum").get<double>()) > 1e-4 * scale * std::sqrt(double(out.size())) + 1e-6 * scale * double(out.size()))
+    return "output sum is " + std::to_string(sum) + ", the record " + std::to_string(rec.at("output_sum").get<double>());
+  return {};
+}
+
+}  // namespace vitcc::tools

@@ -1,0 +1,47 @@
+// The packer's outputs: turning a recognised VitSpec into blob tensors (folding and packing), and
+// writing the blob, the JSON config and the C++ config header, each atomically.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model_spec.hpp"
+#include "vitcc/io/blob_format.hpp"
+#include "vitcc/models/vit.hpp"
+
+namespace vitcc::pack {
+
+struct BlobTensor {
+  std::string name;
+  blob::Layout layout = blob::Layout::plain;
+  std::vector<std::uint64_t> dims;
+  std::vector<float> data;
+};
+
+// Folds LayerScale into proj/fc2, class/register tokens into prefix_tokens, the patch conv bias
+// into the patches' positional rows, and packs every matrix for kernels::gemm. Tensor order is the
+// order bind_vit() asks for them.
+std::vector<BlobTensor> fold_and_pack_vit(const VitSpec& spec);
+
+VitDynamicConfig dynamic_config(const VitSpec& spec);
+
+// Serialises the tensors as a v1 blob (see blob_format.hpp); returns the bytes, checksum filled in.
+std::vector<unsigned char> serialize_blob(const std::vector<BlobTensor>& tensors);
+
+// Writes `bytes` to `path` via a temporary file in the same folder and a rename, so that a reader
+// (or a crash) never sees a half-written file.
+void write_file_atomically(const std::string& path, const void* bytes, std::size_t size);
+
+// Hash of every field that shapes the compiled code; equal hashes can share a compiled runner.
+std::uint64_t vit_config_hash(const VitSpec& spec);
+
+struct ModelStats {
+  std::uint64_t parameters = 0, flops = 0, weight_bytes = 0, workspace_bytes = 0;
+};
+ModelStats vit_stats(const VitSpec& spec, std::uint64_t blob_bytes);
+
+std::string hex64(std::uint64_t v);
+
+}  // namespace vitcc::pack
