@@ -1,0 +1,373 @@
+// vitcc-run OUT_DIR/NAME.json --input IN --output OUT [--threads N] [--repeat N]
+// vitcc-run OUT_DIR/NAME.json --check
+//
+// Runs a packed model natively. The model's generated header is compiled, once per configuration,
+// into a small runner executable (see runner_main.hpp) that is cached under the user's cache folder
+// by a key made of the config hash, the library's headers, the compiler and its flags; later runs of
+// any model with the same configuration reuse it. This tool does the file handling around it:
+// reading .bin/.npy/image inputs (images preprocessed as the JSON says), writing .bin/.npy outputs,
+// printing top-5 and latency.
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../common/names.hpp"
+#include "../common/self_check.hpp"
+#include "image_preprocess.hpp"
+#include "tensor_io.hpp"
+#include "vitcc/version.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+const char* usage =
+    "usage: vitcc-run NAME.json --input IN --output OUT [--threads N] [--repeat N] [--reference REF.bin]\n"
+    "       vitcc-run NAME.json --check\n"
+    "IN: .bin (raw float32 NCHW, N images), .npy, or an image (.png .jpg .ppm)\n"
+    "OUT: .bin (raw float32) or .npy. REF: raw float32 expected output (e.g. PyTorch's), compared with\n"
+    "the project's parity bound (max abs error <= 1e-4 x max(1, max|ref|), cosine >= 0.99999; exit 4 if not).\n"
+    "--check: run the seeded input recorded by vitcc-pack and compare with the ONNX graph's output.\n"
+    "Environment: VITCC_CACHE_DIR (compiled runners; default ~/.cache/vitcc), CXX (compiler).\n";
+
+struct Failure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Options {
+  std::string config, input, output, reference;
+  std::size_t threads = 1, repeat = 1;
+  bool check = false, verbose = false;
+};
+
+std::size_t parse_count(const std::string& flag, const std::string& v) {
+  char* end = nullptr;
+  const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || n == 0 || n > 100000) throw Failure(flag + ": '" + v + "' is not a count from 1 to 100000");
+  return std::size_t(n);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  std::vector<std::string> a(argv + 1, argv + argc);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    auto value = [&]() -> std::string {
+      if (i + 1 >= a.size()) throw Failure(a[i] + " needs a value\n" + usage);
+      return a[++i];
+    };
+    if (a[i] == "--input" || a[i] == "-i") o.input = value();
+    else if (a[i] == "--output" || a[i] == "-o") o.output = value();
+    else if (a[i] == "--threads") o.threads = parse_count("--threads", value());
+    else if (a[i] == "--repeat") o.repeat = parse_count("--repeat", value());
+    else if (a[i] == "--reference") o.reference = value();
+    else if (a[i] == "--check") o.check = true;
+    else if (a[i] == "--verbose" || a[i] == "-v") o.verbose = true;
+    else if (a[i] == "-h" || a[i] == "--help") { std::cout << usage; std::exit(0); }
+    else if (!a[i].empty() && a[i][0] == '-') throw Failure("unknown option '" + a[i] + "'\n" + usage);
+    else if (o.config.empty()) o.config = a[i];
+    else throw Failure("unexpected argument '" + a[i] + "'\n" + usage);
+  }
+  if (o.config.empty()) throw Failure(std::string("missing NAME.json\n") + usage);
+  if (!o.check && (o.input.empty() || o.output.empty())) throw Failure(std::string("need --input and --output (or --check)\n") + usage);
+  return o;
+}
+
+// Runs argv, returning its exit status and what it printed on stdout (stderr passes through, or
+// is captured too when `merge_stderr`).
+int run_process(const std::vector<std::string>& args, std::string& out, bool merge_stderr) {
+  int fds[2];
+  if (::pipe(fds) != 0) throw Failure(std::string("pipe: ") + std::strerror(errno));
+  const pid_t pid = ::fork();
+  if (pid < 0) throw Failure(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    ::dup2(fds[1], 1);
+    if (merge_stderr) ::dup2(fds[1], 2);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    std::vector<char*> c;
+    for (const auto& s : args) c.push_back(const_cast<char*>(s.c_str()));
+    c.push_back(nullptr);
+    ::execvp(c[0], c.data());
+    std::fprintf(stderr, "cannot run %s: %s\n", c[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) out.append(buf, std::size_t(n));
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  if (!f) throw Failure(p.string() + ": cannot read");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+fs::path self_dir() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path(".") : exe.parent_path();
+}
+
+// Where the library's headers and the runner template are: $VITCC_INCLUDE_DIR, an installed tree
+// next to this executable (../include, ../share/vitcc/runner), or the source tree it was built from.
+void find_sources(fs::path& include_dir, fs::path& runner_dir) {
+  if (const char* env = std::getenv("VITCC_INCLUDE_DIR")) {
+    include_dir = env;
+    runner_dir = env;
+  } else if (fs::exists(self_dir() / "../include/vitcc/models/vit.hpp") &&
+             fs::exists(self_dir() / "../share/vitcc/runner/runner_main.hpp")) {
+    include_dir = fs::canonical(self_dir() / "../include");
+    runner_dir = fs::canonical(self_dir() / "../share/vitcc/runner");
+  } else {
+    include_dir = VITCC_SOURCE_INCLUDE_DIR;
+    runner_dir = VITCC_SOURCE_RUNNER_DIR;
+  }
+  if (!fs::exists(include_dir / "vitcc/models/vit.hpp"))
+    throw Failure("cannot find the vitcc headers (looked in " + include_dir.string() + "); set VITCC_INCLUDE_DIR");
+  if (!fs::exists(runner_dir / "runner_main.hpp"))
+    throw Failure("cannot find runner_main.hpp (looked in " + runner_dir.string() + ")");
+}
+
+fs::path cache_root() {
+  if (const char* d = std::getenv("VITCC_CACHE_DIR"); d && *d) return d;
+  if (const char* d = std::getenv("XDG_CACHE_HOME"); d && *d) return fs::path(d) / "vitcc";
+  if (const char* d = std::getenv("HOME"); d && *d) return fs::path(d) / ".cache/vitcc";
+  return fs::temp_directory_path() / "vitcc-cache";
+}
+
+std::vector<std::string> split_flags(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream ss(s);
+  std::string w;
+  while (ss >> w) out.push_back(w);
+  return out;
+}
+
+// Returns the cached runner for this configuration, compiling it first if needed.
+fs::path ensure_runner(const json& cfg, const fs::path& header, bool verbose) {
+  fs::path include_dir, runner_dir;
+  find_sources(include_dir, runner_dir);
+  const char* env_cxx = std::getenv("CXX");
+  const std::string cxx = env_cxx && *env_cxx ? env_cxx : VITCC_RUN_CXX;
+  const std::vector<std::string> flags = split_flags(VITCC_RUN_FLAGS);
+
+  // The key covers everything the binary depends on except the weights.
+  std::uint64_t key = vitcc::tools::fnv1a(cfg.at("config_hash").get<std::string>());
+  key = vitcc::tools::fnv1a(cxx + " " VITCC_RUN_FLAGS, key);
+  std::vector<fs::path> sources;
+  for (const auto& e : fs::recursive_directory_iterator(include_dir / "vitcc"))
+    if (e.is_regular_file()) sources.push_back(e.path());
+  std::sort(sources.begin(), sources.end());
+  sources.push_back(runner_dir / "runner_main.hpp");
+  for (const auto& p : sources) key = vitcc::tools::fnv1a(p.filename().string() + read_text(p), key);
+
+  const fs::path dir = cache_root();
+  char name[64];
+  std::snprintf(name, sizeof name, "runner-%016llx", static_cast<unsigned long long>(key));
+  const fs::path runner = dir / name;
+  if (fs::exists(runner)) return runner;
+
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Failure(dir.string() + ": cannot create the runner cache: " + ec.message());
+  const std::string id = vitcc::tools::cpp_identifier(cfg.at("name").get<std::string>());
+  const std::string tag = std::string(name) + "." + std::to_string(::getpid());
+  const fs::path tu = dir / (tag + ".cpp");
+  {
+    std::ofstream f(tu);
+    f << "// Generated by vitcc-run for " << cfg.at("name").get<std::string>() << " (config " << cfg.at("config_hash").get<std::string>() << ")\n"
+      << "#include \"" << fs::absolute(header).string() << "\"\n"
+      << "#include \"runner_main.hpp\"\n"
+      << "VITCC_RUNNER_MAIN(vitcc_models::" << id << "_model)\n";
+    if (!f) throw Failure(tu.string() + ": cannot write");
+  }
+  std::fprintf(stderr, "vitcc-run: compiling %s for this machine (once per configuration; cache %s)\n",
+               cfg.at("name").get<std::string>().c_str(), dir.string().c_str());
+  const fs::path tmp_bin = dir / (tag + ".bin");
+  std::vector<std::string> cmd{cxx, "-std=c++17"};
+  cmd.insert(cmd.end(), flags.begin(), flags.end());
+  cmd.insert(cmd.end(), {"-I" + include_dir.string(), "-I" + runner_dir.string(), tu.string(), "-o", tmp_bin.string(), "-pthread"});
+  if (verbose) {
+    for (const auto& c : cmd) std::fprintf(stderr, "%s ", c.c_str());
+    std::fprintf(stderr, "\n");
+  }
+  std::string log;
+  const int rc = run_process(cmd, log, true);
+  fs::remove(tu, ec);
+  if (rc != 0) {
+    fs::remove(tmp_bin, ec);
+    throw Failure("compiling the runner for " + header.string() + " failed (" + cxx + " exit " + std::to_string(rc) + "):\n" + log);
+  }
+  fs::rename(tmp_bin, runner, ec);  // atomic: a concurrent compile of the same key is harmless
+  if (ec) throw Failure(runner.string() + ": cannot move the compiled runner into place: " + ec.message());
+  return runner;
+}
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string t = (fs::temp_directory_path() / "vitcc-run.XXXXXX").string();
+    if (!::mkdtemp(t.data())) throw Failure(std::string("mkdtemp: ") + std::strerror(errno));
+    path = t;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+void write_raw(const fs::path& p, const std::vector<float>& v) {
+  std::ofstream f(p, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(v.data()), std::streamsize(v.size() * sizeof(float)));
+  if (!f) throw Failure(p.string() + ": cannot write");
+}
+
+std::vector<float> read_raw(const fs::path& p, std::size_t n) {
+  std::vector<float> v(n);
+  std::ifstream f(p, std::ios::binary);
+  f.read(reinterpret_cast<char*>(v.data()), std::streamsize(n * sizeof(float)));
+  if (!f) throw Failure(p.string() + ": runner output is short");
+  return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Options o = parse(argc, argv);
+    json cfg;
+    try {
+      cfg = json::parse(read_text(o.config));
+    } catch (const json::exception& e) {
+      throw Failure(o.config + ": not a valid JSON config: " + e.what());
+    }
+    try {
+      if (cfg.at("format").get<std::string>() != "vitcc-config" || cfg.at("format_version").get<int>() != 1)
+        throw Failure(o.config + ": not a vitcc config of format version 1");
+      if (cfg.at("architecture").get<std::string>() != "vit")
+        throw Failure(o.config + ": architecture '" + cfg.at("architecture").get<std::string>() + "' is not supported by this vitcc-run");
+      const fs::path dir = fs::path(o.config).parent_path();
+      const fs::path blob = dir / cfg.at("blob").at("file").get<std::string>();
+      const fs::path header = dir / cfg.at("header").get<std::string>();
+      if (!fs::exists(blob)) throw Failure(o.config + ": its weight blob " + blob.string() + " is missing");
+      if (!fs::exists(header)) throw Failure(o.config + ": its config header " + header.string() + " is missing");
+      const auto in_shape = cfg.at("input").at("shape").get<std::vector<std::int64_t>>();
+      const auto out_shape = cfg.at("output").at("shape").get<std::vector<std::int64_t>>();
+      if (in_shape.size() != 4 || out_shape.empty()) throw Failure(o.config + ": input/output shapes are malformed");
+      const std::int64_t c = in_shape[1], h = in_shape[2], w = in_shape[3];
+      std::size_t per_out = 1;
+      for (std::size_t i = 1; i < out_shape.size(); ++i) per_out *= std::size_t(out_shape[i]);
+
+      vitcc::run::Tensor input;
+      bool is_image = false;
+      if (o.check) {
+        input.shape = {1, c, h, w};
+        input.data = vitcc::tools::self_check_input(std::size_t(c * h * w), cfg.at("self_check").at("seed").get<std::uint64_t>());
+      } else {
+        const json& pp = cfg.at("preprocessing");
+        vitcc::run::Preprocess prep;
+        prep.input_h = h;
+        prep.input_w = w;
+        const auto mean = pp.at("mean").get<std::vector<float>>(), stdv = pp.at("std").get<std::vector<float>>();
+        for (int i = 0; i < 3; ++i) {
+          prep.mean[i] = mean.at(i);
+          prep.std[i] = stdv.at(i);
+        }
+        prep.interpolation = pp.at("interpolation").get<std::string>();
+        prep.crop_pct = pp.at("crop_pct").get<float>();
+        const std::string ext = fs::path(o.input).extension().string();
+        is_image = ext != ".bin" && ext != ".npy";
+        input = vitcc::run::read_input(o.input, c, h, w, prep);
+      }
+      const std::size_t images = std::size_t(input.shape.at(0));
+
+      const fs::path runner = ensure_runner(cfg, header, o.verbose);
+      TempDir tmp;
+      write_raw(tmp.path / "in.raw", input.data);
+      std::string out_text;
+      const int rc = run_process({runner.string(), blob.string(), cfg.at("blob").at("checksum").get<std::string>(),
+                                  cfg.at("config_hash").get<std::string>(), (tmp.path / "in.raw").string(),
+                                  (tmp.path / "out.raw").string(), std::to_string(images), std::to_string(o.repeat),
+                                  std::to_string(o.threads)},
+                                 out_text, false);
+      if (rc != 0) throw Failure("the compiled model failed (exit " + std::to_string(rc) + ")");
+      std::vector<float> result = read_raw(tmp.path / "out.raw", images * per_out);
+
+      if (o.check) {
+        const std::string why = vitcc::tools::self_check_verify(cfg.at("self_check"), result);
+        if (!why.empty()) throw Failure(o.config + ": self-check FAILED: " + why);
+        std::printf("%s: self-check passed (%zu outputs agree with the ONNX graph's recorded output)\n",
+                    o.config.c_str(), result.size());
+        return 0;
+      }
+      vitcc::run::Tensor out;
+      out.shape = out_shape;
+      out.shape[0] = std::int64_t(images);
+      out.data = std::move(result);
+      vitcc::run::write_output(o.output, out);
+
+      std::printf("model   %s (%s, output %s)\n", cfg.at("name").get<std::string>().c_str(),
+                  cfg.at("architecture").get<std::string>().c_str(), cfg.at("output").at("kind").get<std::string>().c_str());
+      std::printf("output  %zu image(s) x %zu values -> %s\n", images, per_out, o.output.c_str());
+      if (is_image && cfg.at("output").at("kind").get<std::string>() == "logits") {
+        std::printf("top-5  ");
+        for (const auto& [idx, score] : vitcc::run::top_k(out.data.data(), per_out, 5)) std::printf(" %d:%.4f", idx, score);
+        std::printf("\n");
+      }
+      int status = 0;
+      if (!o.reference.empty()) {
+        std::ifstream rf(o.reference, std::ios::binary | std::ios::ate);
+        if (!rf) throw Failure(o.reference + ": cannot read the reference");
+        const std::size_t bytes = std::size_t(rf.tellg());
+        if (bytes != out.data.size() * sizeof(float))
+          throw Failure(o.reference + ": " + std::to_string(bytes) + " bytes, expected " +
+                        std::to_string(out.data.size() * sizeof(float)) + " (raw float32 of the whole output)");
+        std::vector<float> ref(out.data.size());
+        rf.seekg(0);
+        rf.read(reinterpret_cast<char*>(ref.data()), std::streamsize(bytes));
+        const vitcc::tools::Agreement a = vitcc::tools::compare(out.data.data(), ref.data(), ref.size());
+        const bool ok = a.within();
+        std::printf("parity  vs %s: max abs error %.3g (max |ref| %.3g), cosine %.9f -> %s\n", o.reference.c_str(),
+                    a.max_abs_err, a.max_abs_ref, a.cosine,
+                    ok ? "within bound (1e-4 x max(1, max|ref|), cosine >= 0.99999)" : "OUT OF BOUND");
+        if (!ok) status = 4;
+      }
+      const auto pos = out_text.find("median_ms=");
+      if (pos != std::string::npos) {
+        const double median = std::strtod(out_text.c_str() + pos + 10, nullptr);
+        std::printf("latency %.3f ms median over %zu forward run(s) per image, %zu thread(s)\n", median, o.repeat,
+                    std::min(o.threads, images));
+      }
+      return status;
+    } catch (const json::exception& e) {
+      throw Failure(o.config + ": missing or malformed field: " + e.what());
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vitcc-run: error: %s\n", e.what());
+    return 1;
+  }
+}

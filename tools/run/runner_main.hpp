@@ -1,0 +1,126 @@
+// The main() of a model's compiled runner. vitcc-run generates a two-line translation unit that
+// includes the model's generated header and this file, compiles it once per configuration (cached),
+// and talks to it over a fixed command line:
+//
+//   runner BLOB CHECKSUM CONFIG_HASH IN.raw OUT.raw IMAGES REPEAT THREADS
+//
+// IN.raw holds IMAGES float32 CHW images; OUT.raw receives IMAGES outputs. The runner maps the blob
+// read-only (weights are used in place), checks it, binds it, and runs forward() once per image
+// (REPEAT times when timing; the median is printed). THREADS > 1 runs different images on different
+// threads, each with its own workspace; one image always runs on one thread.
+#pragma once
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "vitcc/io/blob_reader.hpp"
+
+namespace vitcc::runner {
+
+inline bool read_all(const char* path, void* dst, std::size_t bytes) {
+  std::FILE* f = std::fopen(path, "rb");
+  if (!f) return false;
+  const bool ok = std::fread(dst, 1, bytes, f) == bytes && std::fgetc(f) == EOF;
+  std::fclose(f);
+  return ok;
+}
+
+template <class Model>
+int main(int argc, char** argv) {
+  using Cfg = typename Model::config;
+  if (argc != 9) {
+    std::fprintf(stderr, "usage: %s BLOB CHECKSUM CONFIG_HASH IN.raw OUT.raw IMAGES REPEAT THREADS\n", argv[0]);
+    return 2;
+  }
+  const char* blob_path = argv[1];
+  const std::uint64_t checksum = std::strtoull(argv[2], nullptr, 16);
+  const std::uint64_t config_hash = std::strtoull(argv[3], nullptr, 16);
+  const std::size_t images = std::strtoull(argv[6], nullptr, 10);
+  const std::size_t repeat = std::max<std::size_t>(1, std::strtoull(argv[7], nullptr, 10));
+  const std::size_t threads = std::max<std::size_t>(1, std::min<std::size_t>(images, std::strtoull(argv[8], nullptr, 10)));
+  if (config_hash != Cfg::config_hash) {
+    std::fprintf(stderr, "runner: compiled for config %016llx, asked to run %016llx\n",
+                 static_cast<unsigned long long>(Cfg::config_hash), static_cast<unsigned long long>(config_hash));
+    return 3;
+  }
+
+  const int fd = ::open(blob_path, O_RDONLY);
+  struct stat st {};
+  if (fd < 0 || ::fstat(fd, &st) != 0 || st.st_size <= 0) {
+    std::fprintf(stderr, "%s: cannot open the weight blob\n", blob_path);
+    return 3;
+  }
+  void* mapped = ::mmap(nullptr, std::size_t(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (mapped == MAP_FAILED) {
+    std::fprintf(stderr, "%s: cannot map the weight blob\n", blob_path);
+    return 3;
+  }
+  vitcc::BlobView blob;
+  vitcc::Status s = blob.open(mapped, std::size_t(st.st_size));
+  static Model model;  // a few hundred bytes of weight views; static keeps it off the stack
+  if (s.ok()) s = model.bind(blob, checksum);
+  if (!s.ok()) {
+    std::fprintf(stderr, "%s: %s\n", blob_path, s.message());
+    return 3;
+  }
+
+  std::vector<float> in(images * Model::input_floats), out(images * Model::output_floats);
+  if (!read_all(argv[4], in.data(), in.size() * sizeof(float))) {
+    std::fprintf(stderr, "%s: expected %zu float32 values\n", argv[4], in.size());
+    return 3;
+  }
+  std::vector<std::vector<double>> times(threads);
+  auto work = [&](std::size_t t) {
+    void* ws = std::aligned_alloc(Model::workspace_alignment,
+                                  (Model::workspace_bytes + Model::workspace_alignment - 1) /
+                                      Model::workspace_alignment * Model::workspace_alignment);
+    for (std::size_t i = t; i < images; i += threads) {
+      const float* x = in.data() + i * Model::input_floats;
+      float* y = out.data() + i * Model::output_floats;
+      if (repeat > 1) model.forward(x, y, ws);  // warm-up
+      for (std::size_t r = 0; r < repeat; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        model.forward(x, y, ws);
+        const auto t1 = std::chrono::steady_clock::now();
+        times[t].push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+      }
+    }
+    std::free(ws);
+  };
+  if (threads == 1) {
+    work(0);
+  } else {
+    std::vector<std::thread> pool;
+    for (std::size_t t = 0; t < threads; ++t) pool.emplace_back(work, t);
+    for (auto& th : pool) th.join();
+  }
+
+  std::FILE* f = std::fopen(argv[5], "wb");
+  if (!f || std::fwrite(out.data(), sizeof(float), out.size(), f) != out.size() || std::fclose(f) != 0) {
+    std::fprintf(stderr, "%s: cannot write the output\n", argv[5]);
+    return 3;
+  }
+  std::vector<double> all;
+  for (auto& v : times) all.insert(all.end(), v.begin(), v.end());
+  std::sort(all.begin(), all.end());
+  std::printf("runner: forward_runs=%zu median_ms=%.4f min_ms=%.4f max_ms=%.4f workspace_bytes=%zu\n", all.size(),
+              all[all.size() / 2], all.front(), all.back(), Model::workspace_bytes);
+  ::munmap(mapped, std::size_t(st.st_size));
+  return 0;
+}
+
+}  // namespace vitcc::runner
+
+#define VITCC_RUNNER_MAIN(ModelType) \
+  int main(int argc, char** argv) { return vitcc::runner::main<ModelType>(argc, argv); }
