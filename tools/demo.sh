@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The main job on the bundled model: pack demo/demo.onnx, run it natively on the bundled picture
+# and on the bundled tensor, and compare with the PyTorch output stored beside it.
+set -euo pipefail
+build=${1:-build}
+root=$(cd "$(dirname "$0")/.." && pwd)
+out="$build/demo"
+export VITCC_CACHE_DIR=${VITCC_CACHE_DIR:-$build/runner-cache}
+
+echo "== vitcc-pack demo/demo.onnx"
+"$build/bin/vitcc-pack" "$root/demo/demo.onnx" -o "$out" --name demo --summary \
+  --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5 --crop-pct 1.0
+echo
+echo "== vitcc-run on demo/input.png (preprocessed as demo.json says)"
+"$build/bin/vitcc-run" "$out/demo.json" --input "$root/demo/input.png" --output "$out/png_logits.npy" --repeat 20
+echo
+echo "== vitcc-run on demo/input.bin, compared with PyTorch's output (demo/reference.bin)"
+"$build/bin/vitcc-run" "$out/demo.json" --input "$root/demo/input.bin" --output "$out/logits.bin" \
+  --reference "$root/demo/reference.bin"
