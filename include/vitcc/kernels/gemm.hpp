@@ -1,0 +1,197 @@
+// C = epilogue(A * B) with B pre-packed: the GEMM behind every Linear layer, the patch embedding and
+// the two products inside attention.
+//
+// Contract
+//   A: M x K row-major, leading dimension lda, any alignment.
+//   B: packed by pack_b / pack_b_from_linear into 16-column panels (layout in ref/gemm.hpp);
+//      no alignment is required, but the blob stores it 64-byte aligned so every panel row is one line.
+//   C: M x N row-major, leading dimension ldc. The epilogue (bias, activation, residual add, see
+//      GemmEpilogue) is applied in registers before C is written, so C is written exactly once.
+//
+// Structure (BLIS / XNNPACK style): a register-tiled microkernel computes an MR x (NP * 16) tile of C
+// over the whole K, broadcasting one element of A per row and loading NP panel rows of B per k step.
+// M and N edges are handled inside the microkernel: rows past M re-read the last valid row of A and
+// are not stored (one instantiation serves every M), columns past N are computed on B's zero padding
+// and not stored. The tile is chosen from the register file of the architecture (gemm_tile below).
+//
+// The driver walks column tiles outermost, so one K x (NP * 16) sliver of B (48 KB at K = 384) stays
+// in L1/L2 while every row tile of A streams past it.
+#pragma once
+#include <cstddef>
+#include <type_traits>
+
+#include "vitcc/core/arch.hpp"
+#include "vitcc/core/config.hpp"
+#include "vitcc/kernels/activations.hpp"
+#include "vitcc/kernels/ref/gemm.hpp"
+
+namespace vitcc::kernels {
+
+#if !VITCC_DISABLE_SIMD
+namespace detail {
+
+template <class Arch>
+inline constexpr std::size_t simd_registers = 16;
+// AVX-512 and AArch64 NEON have 32 vector registers; the tile grows to use them.
+template <>
+inline constexpr std::size_t simd_registers<xsimd::avx512f> = 32;
+template <>
+inline constexpr std::size_t simd_registers<xsimd::avx512cd> = 32;
+template <>
+inline constexpr std::size_t simd_registers<xsimd::avx512dq> = 32;
+template <>
+inline constexpr std::size_t simd_registers<xsimd::avx512bw> = 32;
+#if XSIMD_WITH_NEON64
+template <>
+inline constexpr std::size_t simd_registers<xsimd::neon64> = 32;
+#endif
+
+// Register tile of the microkernel: MR rows x NP panels of 16 columns. The accumulators take
+// MR * NP * (16 / W) registers; NP * (16 / W) more hold the B row and one the broadcast A element.
+//   AVX-512 (W=16, 32 regs): 12 x 32, 24 accumulators -- enough independent FMAs to cover the FMA
+//                            latency on both pipes, and 12 broadcasts + 2 loads per 24 FMAs.
+//   AVX2    (W=8,  16 regs):  6 x 16, 12 accumulators.
+//   NEON64  (W=4,  32 regs):  6 x 16, 24 accumulators.
+//   SSE     (W=4,  16 regs):  3 x 16, 12 accumulators.
+template <class Arch>
+struct gemm_tile {
+  static constexpr std::size_t width = xsimd::batch<float, Arch>::size;
+  static_assert(gemm_nr % width == 0, "the SIMD width must divide the packed panel width");
+  static constexpr std::size_t panel_batches = gemm_nr / width;
+  static constexpr std::size_t np = width >= 16 ? 2 : 1;
+  static constexpr std::size_t acc_budget = simd_registers<Arch> - np * panel_batches - 2;
+  static constexpr std::size_t mr_max = acc_budget / (np * panel_batches);
+  static constexpr std::size_t mr = mr_max > 12 ? 12 : mr_max;
+  static_assert(mr >= 1, "no room for a register tile");
+};
+
+// a * b + c in one rounding. xsimd 8.1 has no AVX-512 specialisation of xsimd::fma (its generic
+// version is a * b + c, fused only if the compiler contracts it), so the microkernel asks for the
+// instruction explicitly there; every other architecture has its own xsimd::fma.
+template <class Arch>
+VITCC_ALWAYS_INLINE xsimd::batch<float, Arch> fmadd(const xsimd::batch<float, Arch>& a, const xsimd::batch<float, Arch>& b,
+                                                    const xsimd::batch<float, Arch>& c) noexcept {
+#if XSIMD_WITH_AVX512F
+  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) return _mm512_fmadd_ps(a, b, c);
+#endif
+  return xsimd::fma(a, b, c);
+}
+
+// Applies the epilogue to one batch of W accumulated columns and stores it. cols < W only on the
+// last panel: bias and add are then read through zero-padded copies so the tail gets exactly the
+// same SIMD arithmetic as the body, and only the valid columns are written back.
+template <class Arch>
+VITCC_ALWAYS_INLINE void gemm_store_batch(xsimd::batch<float, Arch> v, std::size_t cols, const float* bias,
+                                          Activation act, const float* add, float* c) noexcept {
+  using B = xsimd::batch<float, Arch>;
+  constexpr std::size_t W = B::size;
+  if (cols >= W) {
+    if (bias) v += B::load_unaligned(bias);
+    v = apply_activation<Arch>(v, act);
+    if (add) v += B::load_unaligned(add);
+    v.store_unaligned(c);
+    return;
+  }
+  alignas(VITCC_ALIGNMENT) float tmp[W] = {};
+  if (bias) {
+    for (std::size_t j = 0; j < cols; ++j) tmp[j] = bias[j];
+    v += B::load_aligned(tmp);
+  }
+  v = apply_activation<Arch>(v, act);
+  if (add) {
+    for (std::size_t j = 0; j < cols; ++j) tmp[j] = add[j];
+    v += B::load_aligned(tmp);
+  }
+  v.store_aligned(tmp);
+  for (std::size_t j = 0; j < cols; ++j) c[j] = tmp[j];
+}
+
+// One MR x (NP * 16) tile of C over the full K.
+//   mv (1..MR) valid rows, nv (1..NP*16) valid columns;
+//   b points at the tile's first panel, panel_stride floats between consecutive panels (K * 16 for a
+//   packed weight; attention packs a longer sequence and multiplies a slice of it);
+//   bias and add are already offset to the tile's first column (and row, for add).
+template <class Arch, std::size_t MR, std::size_t NP>
+void gemm_microkernel(std::size_t mv, std::size_t nv, std::size_t k, const float* VITCC_RESTRICT a,
+                      std::size_t lda, const float* VITCC_RESTRICT b, std::size_t panel_stride,
+                      float* c, std::size_t ldc, const float* bias, Activation act, const float* add,
+                      std::size_t ld_add) noexcept {
+  using B = xsimd::batch<float, Arch>;
+  constexpr std::size_t W = B::size;
+  constexpr std::size_t PB = gemm_nr / W;
+  constexpr std::size_t NB = NP * PB;
+
+  const float* ar[MR];
+  for (std::size_t i = 0; i < MR; ++i) ar[i] = a + (i < mv ? i : mv - 1) * lda;
+
+  B acc[MR][NB];
+  for (std::size_t i = 0; i < MR; ++i)
+    for (std::size_t j = 0; j < NB; ++j) acc[i][j] = B(0.0f);
+
+  for (std::size_t kk = 0; kk < k; ++kk) {
+    B bv[NB];
+    for (std::size_t p = 0; p < NP; ++p)
+      for (std::size_t q = 0; q < PB; ++q) bv[p * PB + q] = B::load_unaligned(b + p * panel_stride + kk * gemm_nr + q * W);
+    for (std::size_t i = 0; i < MR; ++i) {
+      const B ai(ar[i][kk]);
+      for (std::size_t j = 0; j < NB; ++j) acc[i][j] = fmadd<Arch>(ai, bv[j], acc[i][j]);
+    }
+  }
+
+  for (std::size_t i = 0; i < MR; ++i) {
+    if (i >= mv) break;
+    for (std::size_t j = 0; j < NB; ++j) {
+      const std::size_t col = j * W;
+      if (col >= nv) break;
+      gemm_store_batch<Arch>(acc[i][j], nv - col, bias ? bias + col : nullptr, act,
+                             add ? add + i * ld_add + col : nullptr, c + i * ldc + col);
+    }
+  }
+}
+
+// The GEMM over a B whose panels are panel_stride floats apart.
+template <class Arch>
+void gemm_panels(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
+                 const float* packed_b, std::size_t panel_stride, float* c, std::size_t ldc,
+                 const GemmEpilogue& ep) noexcept {
+  using tile = gemm_tile<Arch>;
+  constexpr std::size_t MR = tile::mr;
+  constexpr std::size_t NP = tile::np;
+  static_assert(NP == 1 || NP == 2, "the driver dispatches the last odd panel to NP = 1");
+  if (m == 0 || n == 0) return;
+  const std::size_t panels = (n + gemm_nr - 1) / gemm_nr;
+  for (std::size_t p0 = 0; p0 < panels; p0 += NP) {
+    const std::size_t col0 = p0 * gemm_nr;
+    const std::size_t nv = n - col0 < NP * gemm_nr ? n - col0 : NP * gemm_nr;
+    const float* b = packed_b + p0 * panel_stride;
+    const float* bias = ep.bias ? ep.bias + col0 : nullptr;
+    for (std::size_t i0 = 0; i0 < m; i0 += MR) {
+      const std::size_t mv = m - i0 < MR ? m - i0 : MR;
+      const float* add = ep.add ? ep.add + i0 * ep.ld_add + col0 : nullptr;
+      if (NP == 1 || panels - p0 >= NP)
+        gemm_microkernel<Arch, MR, NP>(mv, nv, k, a + i0 * lda, lda, b, panel_stride, c + i0 * ldc + col0, ldc,
+                                       bias, ep.act, add, ep.ld_add);
+      else
+        gemm_microkernel<Arch, MR, 1>(mv, nv, k, a + i0 * lda, lda, b, panel_stride, c + i0 * ldc + col0, ldc,
+                                      bias, ep.act, add, ep.ld_add);
+    }
+  }
+}
+
+}  // namespace detail
+#endif
+
+// C (M x N, ldc) = epilogue(A (M x K, lda) * B), B packed with pack_b / pack_b_from_linear.
+template <class Arch>
+void gemm(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda, const float* packed_b,
+          float* c, std::size_t ldc, const GemmEpilogue& ep) noexcept {
+  if constexpr (is_scalar_arch<Arch>) {
+    ref::gemm(m, n, k, a, lda, packed_b, c, ldc, ep);
+  } else {
+#if !VITCC_DISABLE_SIMD
+    detail::gemm_panels<Arch>(m, n, k, a, lda, packed_b, k * gemm_nr, c, ldc, ep);
+#endif
+  }
+}
+
+}  // namespace vitcc::kernels

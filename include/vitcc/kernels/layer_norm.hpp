@@ -1,0 +1,78 @@
+// LayerNorm over the last dimension of a [rows, d] matrix (torch.nn.LayerNorm semantics):
+//   y = (x - mean) / sqrt(var + eps) * gamma + beta, var biased (divided by d).
+// Two passes over each row (mean, then the sum of squared deviations) rather than E[x^2] - E[x]^2,
+// which cancels when |mean| >> std, as it does on the residual stream of deep ViTs.
+// Rows are independent and small (d <= 1536), so a row stays in L1 across the three sweeps.
+// y may alias x (same pointer and leading dimension). No alignment is required.
+#pragma once
+#include <cmath>
+#include <cstddef>
+
+#include "vitcc/core/arch.hpp"
+#include "vitcc/core/config.hpp"
+#include "vitcc/kernels/ref/layer_norm.hpp"
+
+namespace vitcc::kernels {
+
+template <class Arch>
+void layer_norm(std::size_t rows, std::size_t d, const float* x, std::size_t ldx, const float* gamma,
+                const float* beta, float eps, float* y, std::size_t ldy) noexcept {
+  if constexpr (is_scalar_arch<Arch>) {
+    ref::layer_norm(rows, d, x, ldx, gamma, beta, eps, y, ldy);
+  } else {
+#if !VITCC_DISABLE_SIMD
+    using B = xsimd::batch<float, Arch>;
+    constexpr std::size_t W = B::size;
+    const std::size_t body = d / W * W;
+    for (std::size_t r = 0; r < rows; ++r) {
+      const float* xr = x + r * ldx;
+      float* yr = y + r * ldy;
+      // Everything is computed relative to a pivot, x[0]: x - pivot is exact for values of similar
+      // size, and the deviation x - mean is formed as (x - pivot) - mean_dev without ever rounding the
+      // mean itself to a float near the row's offset. A row sitting on a large common offset (the
+      // residual stream of a deep ViT) then keeps the precision of its spread, not of its offset.
+      const float pivot = xr[0];
+      const B vpivot(pivot);
+      B s0(0.0f), s1(0.0f);  // two accumulators hide the add latency
+      std::size_t j = 0;
+      for (; j + 2 * W <= d; j += 2 * W) {
+        s0 += B::load_unaligned(xr + j) - vpivot;
+        s1 += B::load_unaligned(xr + j + W) - vpivot;
+      }
+      for (; j < body; j += W) s0 += B::load_unaligned(xr + j) - vpivot;
+      float sum = xsimd::hadd(s0 + s1);
+      for (; j < d; ++j) sum += xr[j] - pivot;
+      const float mean_dev = sum / static_cast<float>(d);  // mean - pivot
+
+      const B vdev(mean_dev);
+      B q0(0.0f), q1(0.0f);
+      j = 0;
+      for (; j + 2 * W <= d; j += 2 * W) {
+        const B e0 = (B::load_unaligned(xr + j) - vpivot) - vdev;
+        const B e1 = (B::load_unaligned(xr + j + W) - vpivot) - vdev;
+        q0 = xsimd::fma(e0, e0, q0);
+        q1 = xsimd::fma(e1, e1, q1);
+      }
+      for (; j < body; j += W) {
+        const B e0 = (B::load_unaligned(xr + j) - vpivot) - vdev;
+        q0 = xsimd::fma(e0, e0, q0);
+      }
+      float sq = xsimd::hadd(q0 + q1);
+      for (; j < d; ++j) {
+        const float e = (xr[j] - pivot) - mean_dev;
+        sq += e * e;
+      }
+      const float inv_std = 1.0f / std::sqrt(sq / static_cast<float>(d) + eps);
+
+      const B vinv(inv_std);
+      for (j = 0; j < body; j += W) {
+        const B xn = ((B::load_unaligned(xr + j) - vpivot) - vdev) * vinv;
+        xsimd::fma(xn, B::load_unaligned(gamma + j), B::load_unaligned(beta + j)).store_unaligned(yr + j);
+      }
+      for (; j < d; ++j) yr[j] = ((xr[j] - pivot) - mean_dev) * inv_std * gamma[j] + beta[j];
+    }
+#endif
+  }
+}
+
+}  // namespace vitcc::kernels

@@ -1,0 +1,63 @@
+// Patch embedding, Conv2d(c, d, kernel_size=p, stride=p, padding=0), as a GEMM over patches:
+//   out[r][j] = patch_r . W[:, j] + add[r * ld_add + j]
+// Contract
+//   image: CHW [c, h, w] float. Grid gh = h / p, gw = w / p (trailing pixels ignored, as Conv2d does);
+//          patch r = gy * gw + gx; its K = c * p * p vector is ordered (channel, ky, kx).
+//   packed_w: the Conv2d weight [d, c, p, p] seen as [d, c * p * p] and packed with
+//             pack_b_from_linear(w, c * p * p, d, packed_w).
+//   add: never null -- the positional embedding of the patch tokens with the conv bias folded in.
+//   out: [gh * gw, d] (ld_out). scratch: patch_embed_scratch_floats(c, p) floats, 64-byte aligned.
+// No full im2col copy: patch_embed_rows patches at a time are gathered (p contiguous pixels per
+// (channel, ky)) into scratch and multiplied by the packed weight. Gathering several microkernel
+// heights at once lets each K x 32 sliver of the weight serve patch_embed_rows patches before it is
+// evicted, instead of streaming the whole weight once per row tile.
+#pragma once
+#include <cstddef>
+
+#include "vitcc/core/arch.hpp"
+#include "vitcc/core/config.hpp"
+#include "vitcc/kernels/gemm.hpp"
+#include "vitcc/kernels/ref/patch_embed.hpp"
+
+namespace vitcc::kernels {
+
+// Patches gathered per GEMM call: a multiple of every microkernel height (12, 6, 3).
+inline constexpr std::size_t patch_embed_rows = 48;
+
+constexpr std::size_t patch_embed_scratch_floats(std::size_t c, std::size_t p) noexcept {
+  return patch_embed_rows * ((c * p * p + 15) / 16 * 16);
+}
+
+template <class Arch>
+void patch_embed(const float* image, std::size_t c, std::size_t h, std::size_t w, std::size_t p,
+                 const float* packed_w, std::size_t d, const float* add, std::size_t ld_add, float* out,
+                 std::size_t ld_out, float* scratch) noexcept {
+  if constexpr (is_scalar_arch<Arch>) {
+    (void)scratch;
+    ref::patch_embed(image, c, h, w, p, packed_w, d, add, ld_add, out, ld_out);
+  } else {
+#if !VITCC_DISABLE_SIMD
+    const std::size_t gw = w / p, patches = (h / p) * gw, k = c * p * p;
+    // Rows padded to 16 floats keep every gathered patch 64-byte aligned.
+    const std::size_t lda = (k + 15) / 16 * 16;
+    for (std::size_t r0 = 0; r0 < patches; r0 += patch_embed_rows) {
+      const std::size_t rows = patches - r0 < patch_embed_rows ? patches - r0 : patch_embed_rows;
+      for (std::size_t i = 0; i < rows; ++i) {
+        const std::size_t gy = (r0 + i) / gw, gx = (r0 + i) % gw;
+        float* dst = scratch + i * lda;
+        for (std::size_t ch = 0; ch < c; ++ch)
+          for (std::size_t ky = 0; ky < p; ++ky) {
+            const float* src = image + (ch * h + gy * p + ky) * w + gx * p;
+            for (std::size_t kx = 0; kx < p; ++kx) dst[(ch * p + ky) * p + kx] = src[kx];
+          }
+      }
+      GemmEpilogue ep;
+      ep.add = add + r0 * ld_add;
+      ep.ld_add = ld_add;
+      detail::gemm_panels<Arch>(rows, d, k, scratch, lda, packed_w, k * gemm_nr, out + r0 * ld_out, ld_out, ep);
+    }
+#endif
+  }
+}
+
+}  // namespace vitcc::kernels

@@ -1,0 +1,135 @@
+#include <vitcc/kernels/attention.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include "kernel_test_support.hpp"
+
+using namespace vitcc::kernels;
+using vitcc::test::Buffer;
+using vitcc::test::Rng;
+
+namespace {
+
+// The definition, with the whole t x t matrix per head, in double.
+std::vector<double> naive_attention(std::size_t t, std::size_t heads, std::size_t hd, float scale,
+                                    const float* qkv, std::size_t ld_qkv) {
+  const std::size_t d = heads * hd;
+  std::vector<double> out(t * d), s(t * t);
+  for (std::size_t h = 0; h < heads; ++h) {
+    for (std::size_t i = 0; i < t; ++i)
+      for (std::size_t j = 0; j < t; ++j) {
+        double dot = 0;
+        for (std::size_t e = 0; e < hd; ++e)
+          dot += double(qkv[i * ld_qkv + h * hd + e]) * qkv[j * ld_qkv + d + h * hd + e];
+        s[i * t + j] = dot * scale;
+      }
+    for (std::size_t i = 0; i < t; ++i) {
+      double mx = -INFINITY, sum = 0;
+      for (std::size_t j = 0; j < t; ++j) mx = std::fmax(mx, s[i * t + j]);
+      for (std::size_t j = 0; j < t; ++j) sum += (s[i * t + j] = std::exp(s[i * t + j] - mx));
+      for (std::size_t e = 0; e < hd; ++e) {
+        double acc = 0;
+        for (std::size_t j = 0; j < t; ++j) acc += s[i * t + j] * qkv[j * ld_qkv + 2 * d + h * hd + e];
+        out[i * d + h * hd + e] = acc / sum;
+      }
+    }
+  }
+  return out;
+}
+
+struct AttnCase {
+  std::size_t t, heads, hd;
+  float sharpness = 1.0f;  // multiplies the usual 1/sqrt(hd) scale: large values make softmax peaky
+  std::size_t ld_pad = 0;
+};
+
+struct AttnRun {
+  Buffer qkv, out;
+  std::size_t ld_qkv, ld_out;
+  float scale;
+};
+
+AttnRun make_inputs(const AttnCase& c, std::uint64_t seed) {
+  const std::size_t d = c.heads * c.hd;
+  const std::size_t ld_qkv = 3 * d + c.ld_pad, ld_out = d + 2 * c.ld_pad;
+  AttnRun r{Buffer(c.t * ld_qkv), Buffer(c.t * ld_out, 321.0f), ld_qkv, ld_out,
+            c.sharpness / std::sqrt(float(c.hd))};
+  Rng rng(seed);
+  rng.fill(r.qkv.data(), c.t * ld_qkv);
+  // Later tokens get larger keys in some heads, so the running max keeps moving across key blocks
+  // and the online-softmax rescale is exercised, not just the first block's max.
+  for (std::size_t j = 0; j < c.t; ++j)
+    for (std::size_t e = 0; e < c.hd; ++e) r.qkv[j * ld_qkv + d + e] *= 1.0f + 2.0f * float(j) / float(c.t);
+  return r;
+}
+
+template <class Arch>
+void run_case(const AttnCase& c, std::uint64_t seed) {
+  INFO("t=" << c.t << " heads=" << c.heads << " head_dim=" << c.hd << " sharpness=" << c.sharpness
+            << " ld_pad=" << c.ld_pad);
+  const std::size_t d = c.heads * c.hd;
+  AttnRun r = make_inputs(c, seed);
+  const auto want = naive_attention(c.t, c.heads, c.hd, r.scale, r.qkv.data(), r.ld_qkv);
+  Buffer scratch(attention_scratch_floats(c.t, c.hd));
+  attention<Arch>(c.t, c.heads, c.hd, r.scale, r.qkv.data(), r.ld_qkv, r.out.data(), r.ld_out, scratch.data());
+  // Outputs are convex combinations of |v| <= 1; float scores, exp and sums over t keys.
+  VITCC_CHECK_CLOSE(vitcc::test::compare(r.out.data(), r.ld_out, want.data(), d, c.t, d, 2e-5));
+  bool padding_intact = true;
+  for (std::size_t i = 0; i < c.t; ++i)
+    for (std::size_t j = d; j < r.ld_out; ++j) padding_intact = padding_intact && r.out[i * r.ld_out + j] == 321.0f;
+  CHECK(padding_intact);
+  CHECK(r.out.guard_intact());
+  CHECK(scratch.guard_intact());
+}
+
+}  // namespace
+
+TEST_CASE("ref::attention matches the full-matrix definition") {
+  for (const AttnCase c : {AttnCase{1, 1, 1}, AttnCase{5, 2, 3, 1.0f, 1}, AttnCase{17, 3, 24, 4.0f},
+                           AttnCase{70, 2, 64, 8.0f, 3}}) {
+    INFO("t=" << c.t << " heads=" << c.heads << " head_dim=" << c.hd);
+    const std::size_t d = c.heads * c.hd;
+    AttnRun r = make_inputs(c, 99);
+    const auto want = naive_attention(c.t, c.heads, c.hd, r.scale, r.qkv.data(), r.ld_qkv);
+    Buffer scratch(attention_scratch_floats(c.t, c.hd));
+    ref::attention(c.t, c.heads, c.hd, r.scale, r.qkv.data(), r.ld_qkv, r.out.data(), r.ld_out, scratch.data());
+    VITCC_CHECK_CLOSE(vitcc::test::compare(r.out.data(), r.ld_out, want.data(), d, c.t, d, 1e-5));
+  }
+  // A hand-checkable case: one query, two keys with scores 0 and log(3) -> weights 1/4, 3/4.
+  const float qkv[2 * 3] = {1.0f, 0.0f, 10.0f, 0.0f, std::log(3.0f), 20.0f};  // rows: (q, k, v)
+  float out[2], scratch[attention_scratch_floats(2, 1)];
+  ref::attention(2, 1, 1, 1.0f, qkv, 3, out, 1, scratch);
+  // query 0: q=1, keys k0=0, k1=log 3 -> softmax(0, log 3) = (1/4, 3/4) -> 0.25*10 + 0.75*20
+  CHECK(out[0] == doctest::Approx(17.5).epsilon(1e-6));
+}
+
+TEST_CASE("attention_scratch_floats covers the packed head, one block and the reference's row") {
+  for (std::size_t t : {1, 16, 197, 1370})
+    for (std::size_t hd : {1, 24, 64}) {
+      CHECK(attention_scratch_floats(t, hd) >= t);
+      CHECK(attention_scratch_floats(t, hd) >= attention_packed_kv_floats(t, hd) + attention_block_scratch_floats());
+      CHECK(attention_packed_kv_floats(t, hd) % 16 == 0);  // keeps the block scratch 64-byte aligned
+    }
+}
+
+TEST_CASE_TEMPLATE_DEFINE("attention: sequence lengths around every block, several head sizes", Arch, attn_shapes) {
+  std::uint64_t seed = 1;
+  // t around the 16-key panel, the query block (48) and one, two and three key blocks (256), so the
+  // online-softmax rescale runs; head_dim odd, below, equal and above one panel.
+  static_assert(attention_block_q == 48 && attention_block_k == 256, "update the lengths below");
+  for (std::size_t t : {1, 2, 15, 16, 17, 47, 48, 49, 197, 255, 256, 257, 513, 600})
+    for (std::size_t hd : {1, 7, 16, 24, 32, 40, 64})
+      run_case<Arch>(AttnCase{t, 2, hd, 1.0f, t % 2}, seed++);
+}
+TEST_CASE_TEMPLATE_APPLY(attn_shapes, vitcc::test::kernel_archs);
+
+TEST_CASE_TEMPLATE_DEFINE("attention: peaky softmax and ViT sizes", Arch, attn_vit) {
+  // Sharp softmax (scores of tens): a wrong running max or rescale shows as O(1) errors.
+  run_case<Arch>(AttnCase{197, 3, 64, 8.0f, 0}, 11);
+  run_case<Arch>(AttnCase{260, 2, 40, 16.0f, 5}, 12);
+  // ViT-S/16 at 224 and DINOv2-S/14 at 518 (two of its six heads, to keep the double reference quick).
+  run_case<Arch>(AttnCase{197, 6, 64, 1.0f, 0}, 13);
+  run_case<Arch>(AttnCase{1370, 2, 64, 1.0f, 0}, 14);
+}
+TEST_CASE_TEMPLATE_APPLY(attn_vit, vitcc::test::kernel_archs);

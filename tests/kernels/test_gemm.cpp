@@ -1,0 +1,181 @@
+#include <vitcc/kernels/gemm.hpp>
+
+#include <array>
+#include <vector>
+
+#include "kernel_test_support.hpp"
+
+using namespace vitcc::kernels;
+using vitcc::test::Buffer;
+using vitcc::test::Rng;
+
+namespace {
+
+struct GemmCase {
+  std::size_t m, n, k;
+  std::size_t lda_pad = 0, ldc_pad = 0;
+  bool bias = false;
+  Activation act = Activation::none;
+  enum class Add { none, separate, alias_c } add = Add::none;
+};
+
+// The independent definition: an unpacked row-major B, double accumulation, the epilogue spelled out.
+// mag receives sum |terms| per element, the scale of a float summation's rounding error.
+std::vector<double> naive_gemm(const GemmCase& g, const float* a, std::size_t lda, const std::vector<float>& b,
+                               const float* bias, const float* add, std::size_t ld_add, std::vector<double>& mag) {
+  std::vector<double> c(g.m * g.n);
+  mag.assign(g.m * g.n, 0.0);
+  for (std::size_t i = 0; i < g.m; ++i)
+    for (std::size_t j = 0; j < g.n; ++j) {
+      double s = 0.0, sa = 0.0;
+      for (std::size_t kk = 0; kk < g.k; ++kk) {
+        s += double(a[i * lda + kk]) * b[kk * g.n + j];
+        sa += std::fabs(double(a[i * lda + kk]) * b[kk * g.n + j]);
+      }
+      mag[i * g.n + j] = sa;
+      if (bias) s += bias[j];
+      if (g.act == Activation::relu) s = s > 0 ? s : 0;
+      if (g.act == Activation::gelu_erf) s = 0.5 * s * (1.0 + std::erf(s / std::sqrt(2.0)));
+      if (add) s += add[i * ld_add + j];
+      c[i * g.n + j] = s;
+    }
+  return c;
+}
+
+// Runs one case through gemm<Arch> and through ref::gemm and checks both against naive_gemm; checks
+// that nothing outside C's m x n (the ldc padding, the guard after the buffer) was written.
+template <class Arch>
+void run_case(const GemmCase& g, std::uint64_t seed) {
+  INFO("m=" << g.m << " n=" << g.n << " k=" << g.k << " lda_pad=" << g.lda_pad << " ldc_pad=" << g.ldc_pad
+            << " bias=" << g.bias << " act=" << int(g.act) << " add=" << int(g.add));
+  Rng rng(seed);
+  const std::size_t lda = g.k + g.lda_pad, ldc = g.n + g.ldc_pad;
+  // A ends at an inaccessible page (its last row is read up to column k only, the lda padding of the
+  // last row is not part of it), so reading past the M x K operand crashes; and it is not 64-byte
+  // aligned, since A carries no alignment promise.
+  const std::size_t a_floats = g.m == 0 ? 0 : (g.m - 1) * lda + g.k;
+  vitcc::test::GuardPageBuffer a(a_floats + 1);
+  float* a0 = a.data() + 1;
+  rng.fill(a0, a_floats);
+  std::vector<float> b(g.k * g.n);
+  rng.fill(b.data(), b.size());
+  Buffer packed(packed_b_floats(g.k, g.n));
+  pack_b(b.data(), g.n, g.k, g.n, packed.data());
+  std::vector<float> bias(g.n);
+  rng.fill(bias.data(), g.n);
+
+  const float pad_value = 777.0f;
+  Buffer c(g.m * ldc, pad_value), c_ref(g.m * ldc, pad_value);
+  std::vector<float> add_sep(g.m * ldc);
+  rng.fill(add_sep.data(), add_sep.size());
+  if (g.add == GemmCase::Add::alias_c) {
+    // The residual lives in C itself; the padding keeps its sentinel so stray writes still show.
+    for (std::size_t i = 0; i < g.m; ++i)
+      for (std::size_t j = 0; j < g.n; ++j) c[i * ldc + j] = c_ref[i * ldc + j] = add_sep[i * ldc + j];
+  }
+  const float* add_for_naive = g.add == GemmCase::Add::none ? nullptr : add_sep.data();
+  std::vector<double> mag;
+  const auto want = naive_gemm(g, a0, lda, b, g.bias ? bias.data() : nullptr, add_for_naive, ldc, mag);
+
+  auto epilogue = [&](float* cbuf) {
+    GemmEpilogue ep;
+    ep.bias = g.bias ? bias.data() : nullptr;
+    ep.act = g.act;
+    if (g.add == GemmCase::Add::separate) ep.add = add_sep.data();
+    if (g.add == GemmCase::Add::alias_c) ep.add = cbuf;
+    ep.ld_add = ldc;
+    return ep;
+  };
+  gemm<Arch>(g.m, g.n, g.k, a0, lda, packed.data(), c.data(), ldc, epilogue(c.data()));
+  ref::gemm(g.m, g.n, g.k, a0, lda, packed.data(), c_ref.data(), ldc, epilogue(c_ref.data()));
+
+  // 1e-5 relative, plus float rounding on sum |a_ik b_kj| when the dot product cancels to near zero;
+  // a dropped, repeated or misplaced term moves an element by ~|a b| ~ 0.25, hundreds of tolerances.
+  using vitcc::test::compare;
+  using vitcc::test::sum_mag_rel;
+  VITCC_CHECK_CLOSE(compare(c.data(), ldc, want.data(), g.n, g.m, g.n, 1e-5, mag.data(), sum_mag_rel));
+  VITCC_CHECK_CLOSE(compare(c_ref.data(), ldc, want.data(), g.n, g.m, g.n, 1e-5, mag.data(), sum_mag_rel));
+  // And the SIMD kernel against the scalar reference directly (identical for scalar_arch).
+  std::vector<double> ref_d(g.m * g.n);
+  for (std::size_t i = 0; i < g.m; ++i)
+    for (std::size_t j = 0; j < g.n; ++j) ref_d[i * g.n + j] = c_ref[i * ldc + j];
+  VITCC_CHECK_CLOSE(compare(c.data(), ldc, ref_d.data(), g.n, g.m, g.n, 1e-5, mag.data(), 2 * sum_mag_rel));
+  bool padding_intact = true;
+  for (std::size_t i = 0; i < g.m; ++i)
+    for (std::size_t j = g.n; j < ldc; ++j) padding_intact = padding_intact && c[i * ldc + j] == pad_value;
+  CHECK(padding_intact);
+  CHECK(c.guard_intact());
+}
+
+}  // namespace
+
+TEST_CASE("pack_b and pack_b_from_linear produce the documented layout") {
+  const std::size_t k = 5, n = 37;  // three panels, the last one 5 columns wide
+  CHECK(packed_b_floats(k, n) == 3 * 16 * k);
+  CHECK(packed_b_floats(k, 16) == 16 * k);
+  CHECK(packed_b_floats(0, 16) == 0);
+  std::vector<float> b(k * n), w(n * k);
+  for (std::size_t kk = 0; kk < k; ++kk)
+    for (std::size_t nn = 0; nn < n; ++nn) {
+      b[kk * n + nn] = float(kk * 1000 + nn);
+      w[nn * k + kk] = float(kk * 1000 + nn);  // the same B seen as a Linear weight [out, in]
+    }
+  std::vector<float> p1(packed_b_floats(k, n), -1.0f), p2(packed_b_floats(k, n), -1.0f);
+  pack_b(b.data(), n, k, n, p1.data());
+  pack_b_from_linear(w.data(), k, n, p2.data());
+  bool ok = true;
+  for (std::size_t p = 0; p < 3; ++p)
+    for (std::size_t kk = 0; kk < k; ++kk)
+      for (std::size_t jj = 0; jj < 16; ++jj) {
+        const std::size_t nn = p * 16 + jj;
+        const float want = nn < n ? float(kk * 1000 + nn) : 0.0f;
+        ok = ok && p1[p * k * 16 + kk * 16 + jj] == want && p2[p * k * 16 + kk * 16 + jj] == want;
+      }
+  CHECK(ok);
+  // A leading dimension wider than N selects the right columns.
+  std::vector<float> wide(k * (n + 3), 9.0f);
+  for (std::size_t kk = 0; kk < k; ++kk)
+    for (std::size_t nn = 0; nn < n; ++nn) wide[kk * (n + 3) + nn] = b[kk * n + nn];
+  std::vector<float> p3(packed_b_floats(k, n));
+  pack_b(wide.data(), n + 3, k, n, p3.data());
+  CHECK(p3 == p1);
+}
+
+TEST_CASE_TEMPLATE_DEFINE("gemm: odd shapes, every edge of the register tile", Arch, gemm_shapes) {
+  std::uint64_t seed = 1;
+  // m around every microkernel height (3, 6, 12) and its multiples; n below/equal/above one and two
+  // panels; k from 0 (epilogue only) through values around powers of two.
+  for (std::size_t m : {1, 2, 3, 5, 6, 7, 11, 12, 13, 24, 25, 37})
+    for (std::size_t n : {1, 4, 15, 16, 17, 31, 32, 33, 48, 65})
+      for (std::size_t k : {0, 1, 3, 16, 17, 64, 129}) {
+        GemmCase g{m, n, k};
+        run_case<Arch>(g, seed++);
+      }
+}
+TEST_CASE_TEMPLATE_APPLY(gemm_shapes, vitcc::test::kernel_archs);
+
+TEST_CASE_TEMPLATE_DEFINE("gemm: every epilogue, strides and in-place residual", Arch, gemm_epilogues) {
+  std::uint64_t seed = 1000;
+  const GemmCase::Add adds[] = {GemmCase::Add::none, GemmCase::Add::separate, GemmCase::Add::alias_c};
+  const Activation acts[] = {Activation::none, Activation::gelu_erf, Activation::relu};
+  for (auto add : adds)
+    for (auto act : acts)
+      for (bool bias : {false, true})
+        for (std::size_t pad : {0, 3}) {
+          for (auto shape : {std::array<std::size_t, 3>{13, 33, 20}, std::array<std::size_t, 3>{1, 7, 5},
+                             std::array<std::size_t, 3>{26, 64, 70}}) {
+            GemmCase g{shape[0], shape[1], shape[2], pad, pad * 2 + 1, bias, act, add};
+            run_case<Arch>(g, seed++);
+          }
+        }
+}
+TEST_CASE_TEMPLATE_APPLY(gemm_epilogues, vitcc::test::kernel_archs);
+
+TEST_CASE_TEMPLATE_DEFINE("gemm: ViT-sized and long-K products", Arch, gemm_large) {
+  // qkv of ViT-S (197 x 384 -> 1152) with the full epilogue, an mlp fc2-like long K with the residual
+  // in place, and K = 4096 at the top of the supported range.
+  run_case<Arch>(GemmCase{197, 1152, 384, 0, 0, true, Activation::gelu_erf, GemmCase::Add::separate}, 7);
+  run_case<Arch>(GemmCase{197, 100, 1536, 5, 2, true, Activation::none, GemmCase::Add::alias_c}, 8);
+  run_case<Arch>(GemmCase{13, 40, 4096, 0, 0, true, Activation::relu, GemmCase::Add::none}, 9);
+}
+TEST_CASE_TEMPLATE_APPLY(gemm_large, vitcc::test::kernel_archs);
