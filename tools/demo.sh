@@ -9,7 +9,7 @@ export VITCC_CACHE_DIR=${VITCC_CACHE_DIR:-$build/runner-cache}
 
 echo "== vitcc-pack demo/demo.onnx"
 "$build/bin/vitcc-pack" "$root/demo/demo.onnx" -o "$out" --name demo --summary \
-  --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5 --crop-pct 1.0
+  --crop-pct 1.0
 echo
 echo "== vitcc-run on demo/input.png (preprocessed as demo.json says)"
 "$build/bin/vitcc-run" "$out/demo.json" --input "$root/demo/input.png" --output "$out/png_logits.npy" --repeat 20

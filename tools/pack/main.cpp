@@ -69,7 +69,7 @@ Options parse(int argc, char** argv) {
   std::vector<std::string> a(argv + 1, argv + argc);
   for (std::size_t i = 0; i < a.size(); ++i) {
     auto value = [&](const std::string& flag) -> std::string {
-      if (i + 1 >= a.size()) throw PackError(flag + " needs a value\n" + usage);
+      if (i + 1 >= a.size()) throw PackError(flag + " needs a value (see vitcc-pack --help)");
       return a[++i];
     };
     if (a[i] == "-o" || a[i] == "--out") o.out_dir = value(a[i]);
@@ -91,11 +91,11 @@ Options parse(int argc, char** argv) {
     } else if (a[i] == "-h" || a[i] == "--help") {
       std::cout << usage;
       std::exit(0);
-    } else if (!a[i].empty() && a[i][0] == '-') throw PackError("unknown option '" + a[i] + "'\n" + usage);
+    } else if (!a[i].empty() && a[i][0] == '-') throw PackError("unknown option '" + a[i] + "' (see vitcc-pack --help)");
     else if (o.model.empty()) o.model = a[i];
-    else throw PackError("unexpected argument '" + a[i] + "'\n" + usage);
+    else throw PackError("unexpected argument '" + a[i] + "' (see vitcc-pack --help)");
   }
-  if (o.model.empty() || o.out_dir.empty()) throw PackError(std::string("missing MODEL.onnx or -o OUT_DIR\n") + usage);
+  if (o.model.empty() || o.out_dir.empty()) throw PackError("missing MODEL.onnx or -o OUT_DIR (see vitcc-pack --help)");
   if (o.name.empty()) o.name = fs::path(o.model).stem().string();
   for (char c : o.name)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'))
@@ -275,7 +275,17 @@ int main(int argc, char** argv) {
     }
     return 0;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "vitcc-pack: error: %s\n", e.what());
+    // One line on stderr, whatever the message holds (some come from the ONNX library).
+    std::string line;
+    for (const char* c = e.what(); *c; ++c) {
+      if (*c == '\n' || *c == '\r' || *c == '\t') {
+        if (!line.empty() && line.back() != ' ') line += ' ';
+      } else {
+        line += *c;
+      }
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    std::fprintf(stderr, "vitcc-pack: error: %s\n", line.c_str());
     return 1;
   }
 }

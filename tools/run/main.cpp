@@ -68,7 +68,7 @@ Options parse(int argc, char** argv) {
   std::vector<std::string> a(argv + 1, argv + argc);
   for (std::size_t i = 0; i < a.size(); ++i) {
     auto value = [&]() -> std::string {
-      if (i + 1 >= a.size()) throw Failure(a[i] + " needs a value\n" + usage);
+      if (i + 1 >= a.size()) throw Failure(a[i] + " needs a value (see vitcc-run --help)");
       return a[++i];
     };
     if (a[i] == "--input" || a[i] == "-i") o.input = value();
@@ -79,12 +79,13 @@ Options parse(int argc, char** argv) {
     else if (a[i] == "--check") o.check = true;
     else if (a[i] == "--verbose" || a[i] == "-v") o.verbose = true;
     else if (a[i] == "-h" || a[i] == "--help") { std::cout << usage; std::exit(0); }
-    else if (!a[i].empty() && a[i][0] == '-') throw Failure("unknown option '" + a[i] + "'\n" + usage);
+    else if (!a[i].empty() && a[i][0] == '-') throw Failure("unknown option '" + a[i] + "' (see vitcc-run --help)");
     else if (o.config.empty()) o.config = a[i];
-    else throw Failure("unexpected argument '" + a[i] + "'\n" + usage);
+    else throw Failure("unexpected argument '" + a[i] + "' (see vitcc-run --help)");
   }
-  if (o.config.empty()) throw Failure(std::string("missing NAME.json\n") + usage);
-  if (!o.check && (o.input.empty() || o.output.empty())) throw Failure(std::string("need --input and --output (or --check)\n") + usage);
+  if (o.config.empty()) throw Failure("missing NAME.json (see vitcc-run --help)");
+  if (!o.check && (o.input.empty() || o.output.empty()))
+    throw Failure("need --input and --output, or --check (see vitcc-run --help)");
   return o;
 }
 
@@ -299,7 +300,8 @@ int main(int argc, char** argv) {
         }
         prep.interpolation = pp.at("interpolation").get<std::string>();
         prep.crop_pct = pp.at("crop_pct").get<float>();
-        const std::string ext = fs::path(o.input).extension().string();
+        std::string ext = fs::path(o.input).extension().string();
+        for (char& ch : ext) ch = char(std::tolower(static_cast<unsigned char>(ch)));
         is_image = ext != ".bin" && ext != ".npy";
         input = vitcc::run::read_input(o.input, c, h, w, prep);
       }

@@ -1,0 +1,121 @@
+// End to end: every fixture (ONNX exported from the project's PyTorch modules, with PyTorch's own
+// output on a fixed input) goes through vitcc-pack and vitcc-run exactly as a user would run them,
+// and the native output is held to the parity bound against PyTorch:
+//   max abs error <= 1e-4 x max(1, max|ref|)  and  cosine >= 0.99999.
+// Environment (set by CTest): VITCC_FIXTURES (folder with manifest.json), VITCC_PACK, VITCC_RUN,
+// VITCC_E2E_OUT (scratch folder), VITCC_E2E_SHARD ("i/n": run every n-th fixture from i).
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../../tools/common/names.hpp"
+#include "../../tools/common/self_check.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  REQUIRE_MESSAGE(v != nullptr, "environment variable ", name, " is not set (run through ctest)");
+  return v;
+}
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// Runs a shell command, returning its exit code; stdout+stderr go to `log`.
+int sh(const std::string& cmd, std::string& log) {
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  log.clear();
+  while (std::fgets(buf, sizeof buf, p)) log += buf;
+  const int status = ::pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::vector<float> read_floats(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary | std::ios::ate);
+  REQUIRE_MESSAGE(f.good(), "cannot read ", p.string());
+  std::vector<float> v(std::size_t(f.tellg()) / sizeof(float));
+  f.seekg(0);
+  f.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * sizeof(float)));
+  return v;
+}
+
+json manifest() {
+  std::ifstream f(fs::path(env("VITCC_FIXTURES")) / "manifest.json");
+  REQUIRE_MESSAGE(f.good(), "no fixtures manifest in ", env("VITCC_FIXTURES"));
+  return json::parse(f);
+}
+
+}  // namespace
+
+TEST_CASE("every fixture packs, runs natively and matches PyTorch") {
+  const json m = manifest();
+  const fs::path fixtures = env("VITCC_FIXTURES"), out_root = env("VITCC_E2E_OUT");
+  const std::string pack = env("VITCC_PACK"), run = env("VITCC_RUN");
+  std::size_t shard = 0, shards = 1;
+  if (const char* s = std::getenv("VITCC_E2E_SHARD")) std::sscanf(s, "%zu/%zu", &shard, &shards);
+  REQUIRE(shards >= 1);
+  REQUIRE(m.at("fixtures").size() > 0);
+
+  std::size_t ran = 0;
+  for (const json& fx : m.at("fixtures")) {
+    const std::string name = fx.at("name");
+    // Fixtures of one model (names differ only after "_op") share a shard, and so one runner compile.
+    const std::string model_key = name.substr(0, name.find("_op"));
+    if (vitcc::tools::fnv1a(model_key) % shards != shard) continue;
+    const fs::path dir = fixtures / fx.at("dir").get<std::string>();
+    const fs::path out = out_root / name;
+    fs::remove_all(out);
+    CAPTURE(name);
+    std::string log;
+    const int pack_rc = sh(quote(pack) + " " + quote((dir / "model.onnx").string()) + " -o " + quote(out.string()) +
+                               " --name " + quote(name),
+                           log);
+    CHECK_MESSAGE(pack_rc == 0, "vitcc-pack failed on ", name, ":\n", log);
+    if (pack_rc != 0) continue;
+    const json cfg = json::parse(std::ifstream(out / (name + ".json")));
+    CHECK(cfg.at("source").at("opset").get<int>() == fx.at("opset").get<int>());
+    CHECK(cfg.at("source").at("dynamic_batch").get<bool>() == fx.at("dynamic_batch").get<bool>());
+
+    const int run_rc = sh(quote(run) + " " + quote((out / (name + ".json")).string()) + " --input " +
+                              quote((dir / "input.bin").string()) + " --output " + quote((out / "output.bin").string()),
+                          log);
+    CHECK_MESSAGE(run_rc == 0, "vitcc-run failed on ", name, ":\n", log);
+    if (run_rc != 0) continue;
+    const std::vector<float> got = read_floats(out / "output.bin");
+    const std::vector<float> ref = read_floats(dir / "reference.bin");
+    REQUIRE_MESSAGE(got.size() == ref.size(), name, ": ", got.size(), " outputs, PyTorch gave ", ref.size());
+    const vitcc::tools::Agreement a = vitcc::tools::compare(got.data(), ref.data(), ref.size());
+    std::printf("parity %-44s opset %2d fold %-3s dyn %-3s batch %d  max_abs_err %.3e  max|ref| %8.3f  cosine %.9f\n",
+                name.c_str(), fx.at("opset").get<int>(), fx.at("constant_folding").get<bool>() ? "on" : "off",
+                fx.at("dynamic_batch").get<bool>() ? "yes" : "no", fx.at("batch").get<int>(), a.max_abs_err,
+                a.max_abs_ref, a.cosine);
+    CHECK_MESSAGE(a.max_abs_err <= 1e-4 * std::max(1.0, a.max_abs_ref), name, ": max abs error ", a.max_abs_err);
+    CHECK_MESSAGE(a.cosine >= 0.99999, name, ": cosine ", a.cosine);
+
+    // The artifact's own record: the packer's ONNX interpreter output on the seeded input.
+    const int check_rc = sh(quote(run) + " " + quote((out / (name + ".json")).string()) + " --check", log);
+    CHECK_MESSAGE(check_rc == 0, "vitcc-run --check failed on ", name, ":\n", log);
+    ++ran;
+    fs::remove(out / (name + ".vitcc"));  // the blobs of the big fixtures add up; keep json/hpp
+  }
+  CHECK(ran > 0);
+}

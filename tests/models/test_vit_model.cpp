@@ -1,0 +1,137 @@
+// The bundled demo model, compiled in through the header vitcc-pack generated for it at build time:
+// parity with PyTorch on every instruction set path, zero heap allocations in forward(), and
+// binding refusals for wrong, damaged and foreign blobs.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "../../tools/common/self_check.hpp"
+#include "demo.hpp"
+#include "malloc_counter.hpp"
+
+using namespace vitcc;
+using Cfg = vitcc_models::demo;
+
+namespace {
+
+struct AlignedFile {
+  unsigned char* data = nullptr;
+  std::size_t size = 0;
+  explicit AlignedFile(const std::string& path) {
+    std::ifstream f(path, std::ios::binary | std::ios::ate);
+    REQUIRE_MESSAGE(f.good(), "cannot read ", path);
+    size = std::size_t(f.tellg());
+    data = static_cast<unsigned char*>(std::aligned_alloc(64, (size + 63) / 64 * 64));
+    f.seekg(0);
+    f.read(reinterpret_cast<char*>(data), std::streamsize(size));
+  }
+  ~AlignedFile() { std::free(data); }
+};
+
+std::vector<float> read_floats(const std::string& path) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  REQUIRE_MESSAGE(f.good(), "cannot read ", path);
+  std::vector<float> v(std::size_t(f.tellg()) / 4);
+  f.seekg(0);
+  f.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * 4));
+  return v;
+}
+
+// Configs that differ from the blob's in one field.
+struct Deeper : Cfg {
+  static constexpr int depth = Cfg::depth + 1;
+};
+struct Wider : Cfg {
+  static constexpr int mlp_hidden = Cfg::mlp_hidden + 16;
+};
+
+const std::string blob_path = VITCC_DEMO_MODEL_DIR "/demo.vitcc";
+const std::string input_path = VITCC_DEMO_DIR "/input.bin";
+const std::string reference_path = VITCC_DEMO_DIR "/reference.bin";
+
+}  // namespace
+
+static_assert(Vit<Cfg>::workspace_bytes > 0 && Vit<Cfg>::workspace_bytes % 4 == 0, "workspace is a constexpr");
+static_assert(Vit<Cfg>::input_floats == std::size_t(Cfg::in_chans) * Cfg::img_h * Cfg::img_w, "input size");
+
+#if !VITCC_DISABLE_SIMD && XSIMD_WITH_AVX512F
+#define VITCC_TEST_ARCHS vitcc::scalar_arch, xsimd::fma3<xsimd::avx2>, xsimd::avx512f
+#elif !VITCC_DISABLE_SIMD && XSIMD_WITH_FMA3_AVX2
+#define VITCC_TEST_ARCHS vitcc::scalar_arch, xsimd::fma3<xsimd::avx2>
+#else
+#define VITCC_TEST_ARCHS vitcc::scalar_arch
+#endif
+
+TEST_CASE_TEMPLATE("demo model matches PyTorch on this instruction set path", Arch, VITCC_TEST_ARCHS) {
+  AlignedFile blob(blob_path);
+  BlobView view;
+  REQUIRE(view.open(blob.data, blob.size).ok());
+  static Vit<Cfg, Arch> model;
+  const Status s = model.bind(view);
+  REQUIRE_MESSAGE(s.ok(), s.message());
+
+  const std::vector<float> in = read_floats(input_path), ref = read_floats(reference_path);
+  REQUIRE(in.size() == Vit<Cfg, Arch>::input_floats);
+  REQUIRE(ref.size() == Vit<Cfg, Arch>::output_floats);
+  std::vector<float> out(ref.size());
+  void* ws = std::aligned_alloc(64, Vit<Cfg, Arch>::workspace_bytes);
+  model.forward(in.data(), out.data(), ws);
+  std::free(ws);
+  const tools::Agreement a = tools::compare(out.data(), ref.data(), ref.size());
+  INFO("arch ", Arch::name(), ": max abs error ", a.max_abs_err, " cosine ", a.cosine);
+  CHECK(a.max_abs_err <= 1e-4 * std::max(1.0, a.max_abs_ref));
+  CHECK(a.cosine >= 0.99999);
+}
+
+TEST_CASE("forward() makes no heap allocation") {
+  AlignedFile blob(blob_path);
+  BlobView view;
+  REQUIRE(view.open(blob.data, blob.size).ok());
+  static Vit<Cfg> model;
+  REQUIRE(model.bind(view).ok());
+  const std::vector<float> in = read_floats(input_path);
+  std::vector<float> out(Vit<Cfg>::output_floats);
+  void* ws = std::aligned_alloc(64, Vit<Cfg>::workspace_bytes);
+
+  // The counter itself must see allocations, or a zero below would prove nothing.
+  vitcc::test::malloc_counter_start();
+  std::vector<int>* probe = new std::vector<int>(1000);
+  delete probe;
+  CHECK(vitcc::test::malloc_counter_stop() >= 1);
+
+  vitcc::test::malloc_counter_start();
+  model.forward(in.data(), out.data(), ws);
+  model.forward(in.data(), out.data(), ws);
+  CHECK(vitcc::test::malloc_counter_stop() == 0);
+  std::free(ws);
+}
+
+TEST_CASE("bind refuses the wrong, a damaged or a foreign blob") {
+  AlignedFile blob(blob_path);
+  BlobView view;
+  REQUIRE(view.open(blob.data, blob.size).ok());
+  static Vit<Cfg> model;
+
+  SUBCASE("a blob whose checksum is not the one the config names") {
+    const Status s = model.bind(view, Cfg::blob_checksum ^ 1);
+    CHECK(s.code() == Errc::wrong_blob);
+    CHECK_FALSE(model.bound());
+  }
+  SUBCASE("one flipped bit in the weights") {
+    blob.data[blob.size - 100] ^= 0x04;
+    BlobView damaged;
+    CHECK(damaged.open(blob.data, blob.size).code() == Errc::checksum_mismatch);
+  }
+  SUBCASE("a config with a different shape than the blob") {
+    static Vit<Deeper> deeper;
+    const Status s = deeper.bind(view);
+    CHECK(s.code() == Errc::missing_tensor);
+    CHECK(std::string(s.message()).find("blocks." + std::to_string(Cfg::depth) + ".") != std::string::npos);
+    static Vit<Wider> wider;
+    CHECK(wider.bind(view).code() == Errc::shape_mismatch);
+  }
+}
