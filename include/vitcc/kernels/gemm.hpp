@@ -122,18 +122,27 @@ void gemm_microkernel(std::size_t mv, std::size_t nv, std::size_t k, const float
   constexpr std::size_t NB = NP * PB;
 
   const float* ar[MR];
+  VITCC_UNROLL
   for (std::size_t i = 0; i < MR; ++i) ar[i] = a + (i < mv ? i : mv - 1) * lda;
 
   B acc[MR][NB];
-  for (std::size_t i = 0; i < MR; ++i)
+  VITCC_UNROLL
+  for (std::size_t i = 0; i < MR; ++i) {
+    VITCC_UNROLL
     for (std::size_t j = 0; j < NB; ++j) acc[i][j] = B(0.0f);
+  }
 
   for (std::size_t kk = 0; kk < k; ++kk) {
     B bv[NB];
-    for (std::size_t p = 0; p < NP; ++p)
+    VITCC_UNROLL
+    for (std::size_t p = 0; p < NP; ++p) {
+      VITCC_UNROLL
       for (std::size_t q = 0; q < PB; ++q) bv[p * PB + q] = B::load_unaligned(b + p * panel_stride + kk * gemm_nr + q * W);
+    }
+    VITCC_UNROLL
     for (std::size_t i = 0; i < MR; ++i) {
       const B ai(ar[i][kk]);
+      VITCC_UNROLL
       for (std::size_t j = 0; j < NB; ++j) acc[i][j] = fmadd<Arch>(ai, bv[j], acc[i][j]);
     }
   }
