@@ -1,0 +1,39 @@
+// The one exception type of vitcc-pack. Every message names the file, then the ONNX node (name and op
+// type) or tensor it is about, then what was expected and what was found, e.g.
+//   model.onnx: node 'MatMul_42' (MatMul): expected the qkv projection of block 3 with weight [384, 1152],
+//   found [384, 384]
+#pragma once
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace vitcc::pack {
+
+struct PackError : std::runtime_error {
+  explicit PackError(const std::string& message) : std::runtime_error(message) {}
+  // "<file>: <where>: <what>" (where: e.g. describe_node(...) or describe_tensor(...); may be empty)
+  PackError(const std::string& file, const std::string& where, const std::string& what)
+      : std::runtime_error(where.empty() ? file + ": " + what : file + ": " + where + ": " + what) {}
+};
+
+// "node 'MatMul_42' (MatMul)"; an unnamed node is named by its first output.
+inline std::string describe_node(const std::string& name, const std::string& op_type,
+                                 const std::string& first_output = std::string()) {
+  if (name.empty()) return "unnamed node producing '" + first_output + "' (" + op_type + ")";
+  return "node '" + name + "' (" + op_type + ")";
+}
+
+inline std::string describe_tensor(const std::string& name) { return "tensor '" + name + "'"; }
+
+// "[384, 1152]"
+inline std::string shape_str(const std::vector<std::int64_t>& shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+}  // namespace vitcc::pack

@@ -1,0 +1,32 @@
+// Internal to vitcc-pack: ONNX operator semantics shared by constant folding, shape propagation and the
+// reference interpreter (OnnxGraph::run).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "onnx_graph.hpp"
+
+namespace vitcc::pack::detail {
+
+struct EvalContext {
+  const std::string& file;  // for messages
+  std::int64_t opset;       // default-domain opset of the model
+};
+
+bool op_supported(const std::string& op_type);
+const std::vector<std::string>& supported_op_list();
+
+// Evaluates node n on the given inputs (inputs[k] == nullptr: omitted optional input). When an input the
+// result depends on has has_data == false, only shape and dtype of the outputs are computed
+// (has_data == false); inputs that determine shapes (Reshape's shape, Slice's starts, ...) must have data.
+// Shape produces data from shapes alone. Returns one tensor per entry of n.outputs (omitted outputs are
+// returned empty). Throws PackError naming the node.
+std::vector<OnnxTensor> eval_op(const OnnxNode& n, const std::vector<const OnnxTensor*>& inputs,
+                                const EvalContext& ctx);
+
+// Broadcast result of two shapes (numpy rules); throws std::invalid_argument when incompatible.
+std::vector<std::int64_t> broadcast_shapes(const std::vector<std::int64_t>& a, const std::vector<std::int64_t>& b);
+
+std::int64_t shape_numel(const std::vector<std::int64_t>& s);
+
+}  // namespace vitcc::pack::detail
