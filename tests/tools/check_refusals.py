@@ -33,7 +33,7 @@ def main(pack, cases_dir, out_dir):
         if os.path.basename(case['file']) not in msg:
             problems.append('the error does not name the file')
         # The expected words must come from the explanation, not from the file's own path.
-        explanation = msg.replace(path, '<file>')
+        explanation = msg.replace(path, '<file>').replace(os.path.abspath(cases_dir), '<dir>').replace(cases_dir, '<dir>')
         for want in case['expect']:
             if want.lower() not in explanation.lower():
                 problems.append(f'the error lacks {want!r}')

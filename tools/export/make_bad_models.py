@@ -108,8 +108,8 @@ def main(out):
     cases.append({'file': 'resnet18.onnx', 'expect': ['node']})
 
     # External data: the demo's weights moved out of the .onnx file, then damaged.
-    for case, expect in (('external_escape', ['escape']), ('external_missing', ['external']),
-                         ('external_short', ['external'])):
+    for case, expect in (('external_escape', ['escapes the model', 'folder']), ('external_missing', ['is missing']),
+                         ('external_short', ['too short'])):
         d = os.path.join(out, case)
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
@@ -121,8 +121,10 @@ def main(out):
             for t in m.graph.initializer:
                 for e in t.external_data:
                     if e.key == 'location':
-                        e.value = '../../weights.bin'
+                        e.value = '../escaped_weights.bin'
             onnx.save(m, os.path.join(d, 'model.onnx'))
+            # The file it points to exists, so only the location check can refuse it.
+            shutil.move(os.path.join(d, 'weights.bin'), os.path.join(out, 'escaped_weights.bin'))
         elif case == 'external_missing':
             os.remove(os.path.join(d, 'weights.bin'))
         else:

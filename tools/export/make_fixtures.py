@@ -110,6 +110,9 @@ FIXTURES = [
        'ViT-Ti depth 4, patch 8 at 96x96 (144 patches)', patch_size=8, img_size=96, **SMALL),
     _t('variant_patch32_224_op13', 'vit_tiny_patch16_224', 13,
        'ViT-Ti depth 4, patch 32 at 224 (49 patches)', patch_size=32, **SMALL),
+    _t('variant_legacy_gather_split_op11', 'vit_tiny_patch16_224', 11,
+       'ViT-Ti/16 depth 4, timm<0.9 attention: qkv[0], qkv[1], qkv[2] (Gather) and scale after q.k',
+       legacy_split=True, **SMALL),
     _t('variant_nonsquare_160x224_op17', 'vit_tiny_patch16_224', 17,
        'ViT-Ti/16 depth 4, non-square 160x224 input (10x14 grid)', img_size=(160, 224), **SMALL),
     # --- torchvision ---------------------------------------------------------

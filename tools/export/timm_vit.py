@@ -73,9 +73,12 @@ class PatchEmbed(nn.Module):
 class Attention(nn.Module):
     """Multi-head self attention, explicit (non-SDPA) formulation."""
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, proj_bias: bool = True):
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, proj_bias: bool = True,
+                 legacy_split: bool = False):
         super().__init__()
         assert dim % num_heads == 0, "dim must be divisible by num_heads"
+        # timm before 0.9 indexed qkv[0], qkv[1], qkv[2] (exported as Gather) and scaled after q @ k^T.
+        self.legacy_split = legacy_split
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim ** -0.5
@@ -91,10 +94,14 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, N, C = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)
-        q, k = self.q_norm(q), self.k_norm(k)
-        q = q * self.scale
-        attn = q @ k.transpose(-2, -1)
+        if self.legacy_split:
+            q, k, v = qkv[0], qkv[1], qkv[2]
+            attn = (q @ k.transpose(-2, -1)) * self.scale
+        else:
+            q, k, v = qkv.unbind(0)
+            q, k = self.q_norm(q), self.k_norm(k)
+            q = q * self.scale
+            attn = q @ k.transpose(-2, -1)
         attn = attn.softmax(dim=-1)
         if self.capture_attn:
             self.last_attn = attn.detach()
@@ -129,10 +136,10 @@ class Mlp(nn.Module):
 
 class Block(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 init_values: Optional[float] = None):
+                 init_values: Optional[float] = None, legacy_split: bool = False):
         super().__init__()
         self.norm1 = layer_norm(dim)
-        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias)
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, legacy_split=legacy_split)
         self.ls1 = LayerScale(dim, init_values) if init_values else nn.Identity()
         self.norm2 = layer_norm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
@@ -170,6 +177,7 @@ class VisionTransformer(nn.Module):
             fc_norm: Optional[bool] = None,
             final_norm: bool = True,
             features_only: bool = False,
+            legacy_split: bool = False,
     ):
         super().__init__()
         assert global_pool in ('', 'avg', 'token'), global_pool
@@ -195,7 +203,8 @@ class VisionTransformer(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, embed_len, embed_dim))
         self.norm_pre = nn.Identity()
         self.blocks = nn.Sequential(*[
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias=qkv_bias, init_values=init_values)
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias=qkv_bias, init_values=init_values,
+                  legacy_split=legacy_split)
             for _ in range(depth)])
         self.norm = layer_norm(embed_dim) if final_norm and not use_fc_norm else nn.Identity()
         self.fc_norm = layer_norm(embed_dim) if final_norm and use_fc_norm else nn.Identity()
