@@ -269,8 +269,8 @@ int main(int argc, char** argv) {
     try {
       if (cfg.at("format").get<std::string>() != "vitcc-config" || cfg.at("format_version").get<int>() != 1)
         throw Failure(o.config + ": not a vitcc config of format version 1");
-      if (cfg.at("architecture").get<std::string>() != "vit")
-        throw Failure(o.config + ": architecture '" + cfg.at("architecture").get<std::string>() + "' is not supported by this vitcc-run");
+      // Any architecture: the runner only needs the generated header's <name>_model type.
+      (void)cfg.at("architecture").get<std::string>();
       const fs::path dir = fs::path(o.config).parent_path();
       const fs::path blob = dir / cfg.at("blob").at("file").get<std::string>();
       const fs::path header = dir / cfg.at("header").get<std::string>();

@@ -1,0 +1,44 @@
+// What an architecture's packer hands to vitcc-pack's driver (main.cpp), which then does what is
+// common to every architecture: the self-check against the ONNX graph, the blob, the JSON config,
+// the generated header and the summary. Adding an architecture = a recogniser plus one function
+// returning a PackedModel, registered in architectures.cpp.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "artifacts.hpp"
+#include "onnx_graph.hpp"
+#include "vitcc/core/error.hpp"
+#include "vitcc/io/blob_reader.hpp"
+
+namespace vitcc::pack {
+
+struct PackedModel {
+  std::string architecture;    // "vit", ...: JSON "architecture" and what vitcc-run dispatches on
+  std::string source_layout;   // how the graph was written ("timm", "torchvision", ...)
+  std::string library_header;  // what the generated header includes, e.g. "vitcc/models/vit.hpp"
+  std::string model_template;  // the class template the config instantiates, e.g. "vitcc::Vit"
+  std::vector<std::string> header_fields;  // "static constexpr int dim = 384;" lines of the config struct
+  nlohmann::json config;                   // every hyper-parameter (JSON "config")
+  std::uint64_t config_hash = 0;           // covers everything header_fields fix at compile time
+  std::vector<BlobTensor> tensors;         // in blob order
+  std::vector<std::int64_t> input_shape;   // [1, C, H, W]
+  std::vector<std::int64_t> output_shape;  // [1, ...] per image
+  std::string output_kind;                 // "logits", "pooled", "tokens", ...
+  std::string default_interpolation = "bicubic";
+  std::uint64_t parameters = 0, flops = 0, workspace_bytes = 0;
+  std::vector<std::string> summary;        // architecture-specific lines for --summary
+  // The library's forward pass with runtime shapes, on the packed blob: the self-check runs it.
+  std::function<Status(const BlobView& blob, const float* input, float* output)> run_packed;
+};
+
+PackedModel pack_vit(const OnnxGraph& graph);
+
+// Recognises the graph's architecture and packs it; refuses, naming the node, what it cannot.
+PackedModel pack_model(const OnnxGraph& graph);
+
+}  // namespace vitcc::pack

@@ -1,0 +1,95 @@
+// The ViT family's packer: recognise, fold and pack, and describe the config for the driver.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "packed_model.hpp"
+#include "vit_recognizer.hpp"
+#include "vitcc/models/vit.hpp"
+
+namespace vitcc::pack {
+namespace {
+
+const char* pool_name(VitPool p) { return p == VitPool::token ? "token" : p == VitPool::avg ? "avg" : "none"; }
+const char* output_name(VitOutput o) {
+  return o == VitOutput::logits ? "logits" : o == VitOutput::pooled ? "pooled" : "tokens";
+}
+std::string hexfloat(float v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%af;  // %.9g", double(v), double(v));
+  return buf;
+}
+const char* flag(bool b) { return b ? "true" : "false"; }
+
+}  // namespace
+
+PackedModel pack_vit(const OnnxGraph& graph) {
+  const VitSpec s = recognize_vit(graph);
+  const VitDynamicConfig cfg = dynamic_config(s);
+  const VitDims dims = VitDims::of(cfg);
+  PackedModel m;
+  m.architecture = "vit";
+  m.source_layout = s.source_layout;
+  m.library_header = "vitcc/models/vit.hpp";
+  m.model_template = "vitcc::Vit";
+  m.default_interpolation = s.source_layout == "torchvision" ? "bilinear" : "bicubic";
+  m.tensors = fold_and_pack_vit(s);
+  m.config_hash = vit_config_hash(s);
+  auto i = [](const char* name, std::int64_t v) { return "static constexpr int " + std::string(name) + " = " + std::to_string(v) + ";"; };
+  auto b = [](const char* name, bool v) { return "static constexpr bool " + std::string(name) + " = " + flag(v) + ";"; };
+  m.header_fields = {i("in_chans", s.in_chans), i("img_h", s.img_h), i("img_w", s.img_w), i("patch", s.patch),
+                     i("dim", s.dim), i("depth", s.depth), i("heads", s.heads), i("mlp_hidden", s.mlp_hidden),
+                     b("has_cls_token", s.has_cls_token), i("num_reg_tokens", s.num_reg_tokens),
+                     b("final_norm", s.final_norm), b("fc_norm", s.fc_norm),
+                     std::string("static constexpr vitcc::VitPool pool = vitcc::VitPool::") + pool_name(s.pool) + ";",
+                     std::string("static constexpr vitcc::VitOutput output = vitcc::VitOutput::") + output_name(s.output) + ";",
+                     i("num_classes", s.num_classes), "static constexpr float ln_eps = " + hexfloat(s.ln_eps),
+                     "static constexpr float attn_scale = " + hexfloat(s.attn_scale)};
+  m.config = {{"in_chans", s.in_chans}, {"img_h", s.img_h}, {"img_w", s.img_w}, {"patch", s.patch}, {"dim", s.dim},
+              {"depth", s.depth}, {"heads", s.heads}, {"mlp_hidden", s.mlp_hidden}, {"has_cls_token", s.has_cls_token},
+              {"num_reg_tokens", s.num_reg_tokens}, {"has_pos_embed", s.has_pos_embed},
+              {"pos_embed_covers_prefix", s.pos_embed_covers_prefix}, {"qkv_bias", s.qkv_bias},
+              {"final_norm", s.final_norm}, {"fc_norm", s.fc_norm}, {"pool", pool_name(s.pool)},
+              {"output", output_name(s.output)}, {"num_classes", s.num_classes}, {"ln_eps", double(s.ln_eps)},
+              {"attn_scale", double(s.attn_scale)}, {"num_tokens", dims.tokens}};
+  m.input_shape = {1, std::int64_t(dims.c), std::int64_t(dims.h), std::int64_t(dims.w)};
+  if (s.output == VitOutput::tokens) m.output_shape = {1, std::int64_t(dims.tokens), std::int64_t(dims.d)};
+  else m.output_shape = {1, std::int64_t(dims.out)};
+  m.output_kind = output_name(s.output);
+  const ModelStats st = vit_stats(s, 0);
+  m.parameters = st.parameters;
+  m.flops = st.flops;
+  m.workspace_bytes = st.workspace_bytes;
+
+  char line[256];
+  std::snprintf(line, sizeof line, "input        1x%zux%zux%zu, patch %zu -> %zux%zu grid, %zu tokens (%s%lld register)",
+                dims.c, dims.h, dims.w, dims.p, dims.gh, dims.gw, dims.tokens, s.has_cls_token ? "class token, " : "",
+                static_cast<long long>(s.num_reg_tokens));
+  m.summary.push_back(line);
+  std::snprintf(line, sizeof line, "blocks       %lld x (dim %lld, %lld heads of %zu, mlp %lld)%s%s",
+                static_cast<long long>(s.depth), static_cast<long long>(s.dim), static_cast<long long>(s.heads), dims.hd,
+                static_cast<long long>(s.mlp_hidden), s.qkv_bias ? ", qkv bias" : "",
+                s.tensors.count("blocks.0.ls1.gamma") ? ", LayerScale (folded)" : "");
+  m.summary.push_back(line);
+  const std::string out = s.output == VitOutput::logits ? std::to_string(s.num_classes) + " classes"
+                                                          : std::to_string(dims.out) + " values";
+  std::snprintf(line, sizeof line, "head         pool %s%s%s, output %s [%s]", pool_name(s.pool),
+                s.final_norm ? ", final norm" : "", s.fc_norm ? ", fc_norm" : "", output_name(s.output), out.c_str());
+  m.summary.push_back(line);
+
+  m.run_packed = [cfg, dims](const BlobView& blob, const float* input, float* output) -> Status {
+    VitWeights w;
+    std::vector<VitBlockWeights> blocks(dims.depth);
+    Status st = detail::bind_vit(cfg, blob, w, blocks.data());
+    if (!st.ok()) return st;
+    std::unique_ptr<void, decltype(&std::free)> ws(
+        std::aligned_alloc(64, (dims.workspace_floats() * sizeof(float) + 63) / 64 * 64), &std::free);
+    detail::vit_forward<default_arch>(cfg, w, blocks.data(), input, output, static_cast<float*>(ws.get()));
+    return st;
+  };
+  return m;
+}
+
+}  // namespace vitcc::pack
