@@ -173,7 +173,6 @@ VitDynamicConfig dynamic_config(const VitSpec& s) {
   c.num_classes = int(s.num_classes);
   c.ln_eps = s.ln_eps;
   c.attn_scale = s.attn_scale;
-  c.config_hash = vit_config_hash(s);
   return c;
 }
 
@@ -257,7 +256,7 @@ std::uint64_t vit_config_hash(const VitSpec& s) {
   return tools::fnv1a(o.str());
 }
 
-ModelStats vit_stats(const VitSpec& s, std::uint64_t blob_bytes) {
+ModelStats vit_stats(const VitSpec& s) {
   ModelStats st;
   for (const auto& [name, t] : s.tensors) st.parameters += t.data.size();
   const std::uint64_t D = s.dim, H = s.mlp_hidden, P = (s.img_h / s.patch) * (s.img_w / s.patch);
@@ -268,7 +267,6 @@ ModelStats vit_stats(const VitSpec& s, std::uint64_t blob_bytes) {
   f += s.depth * (2 * T * D * 3 * D + 2 * T * D * D + 2 * 2 * T * T * D + 2 * 2 * T * D * H);
   if (s.output == VitOutput::logits) f += 2 * D * s.num_classes;
   st.flops = f;
-  st.weight_bytes = blob_bytes;
   st.workspace_bytes = VitDims::of(dynamic_config(s)).workspace_floats() * sizeof(float);
   return st;
 }

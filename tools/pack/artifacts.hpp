@@ -38,9 +38,9 @@ void write_file_atomically(const std::string& path, const void* bytes, std::size
 std::uint64_t vit_config_hash(const VitSpec& spec);
 
 struct ModelStats {
-  std::uint64_t parameters = 0, flops = 0, weight_bytes = 0, workspace_bytes = 0;
+  std::uint64_t parameters = 0, flops = 0, workspace_bytes = 0;
 };
-ModelStats vit_stats(const VitSpec& spec, std::uint64_t blob_bytes);
+ModelStats vit_stats(const VitSpec& spec);
 
 std::string hex64(std::uint64_t v);
 

@@ -58,7 +58,7 @@ PackedModel pack_vit(const OnnxGraph& graph) {
   if (s.output == VitOutput::tokens) m.output_shape = {1, std::int64_t(dims.tokens), std::int64_t(dims.d)};
   else m.output_shape = {1, std::int64_t(dims.out)};
   m.output_kind = output_name(s.output);
-  const ModelStats st = vit_stats(s, 0);
+  const ModelStats st = vit_stats(s);
   m.parameters = st.parameters;
   m.flops = st.flops;
   m.workspace_bytes = st.workspace_bytes;

@@ -66,7 +66,8 @@ struct VitDims {
   }
 };
 
-// A config whose values are known only at run time (the packer's self-check uses it).
+// A config whose values are known only at run time (the packer's self-check uses it). It has the
+// shape fields only: the hashes that tie a generated config to its blob are not needed there.
 struct VitDynamicConfig {
   int in_chans = 3, img_h = 0, img_w = 0, patch = 0, dim = 0, depth = 0, heads = 0, mlp_hidden = 0;
   bool has_cls_token = false;
@@ -76,7 +77,6 @@ struct VitDynamicConfig {
   VitOutput output = VitOutput::logits;
   int num_classes = 0;
   float ln_eps = 1e-6f, attn_scale = 0.0f;
-  std::uint64_t config_hash = 0, blob_checksum = 0;
 };
 
 struct VitBlockWeights {
