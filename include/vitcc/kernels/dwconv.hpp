@@ -1,0 +1,74 @@
+// Depthwise k x k convolution (any odd k: EfficientViT uses 3, 5, 7), stride 1 or 2, symmetric zero
+// padding, on an NHWC map, with a fused epilogue: out = act(conv(in) + bias) [+ add].
+//
+// Contract
+//   in:     h x w pixels, pixel p's c channels at in + p * ld_in (ld_in >= c: a channel slice of a
+//           wider map, e.g. the q columns of a qkv row, is read in place).
+//   weight: [k * k, c] row-major, tap (ky, kx) at row ky * k + kx (the blob's dwconv layout).
+//   out:    oh x ow pixels at out + p * ld_out; must not overlap `in`. add (optional) like out.
+// Vectorised across channels: one SIMD batch of W consecutive channels of one output pixel
+// accumulates all k*k taps in registers; a channel tail runs through padded copies.
+#pragma once
+#include <cstddef>
+
+#include "vitcc/core/arch.hpp"
+#include "vitcc/core/config.hpp"
+#include "vitcc/kernels/activations.hpp"
+#include "vitcc/kernels/gemm.hpp"
+#include "vitcc/kernels/ref/dwconv.hpp"
+
+namespace vitcc::kernels {
+
+template <class Arch>
+void dwconv(std::size_t h, std::size_t w, std::size_t c, const float* in, std::size_t ld_in, std::size_t k,
+            std::size_t stride, std::size_t pad, const float* weight, const float* bias, Activation act,
+            const float* add, std::size_t ld_add, float* out, std::size_t ld_out) noexcept {
+  if constexpr (is_scalar_arch<Arch>) {
+    ref::dwconv(h, w, c, in, ld_in, k, stride, pad, weight, bias, act, add, ld_add, out, ld_out);
+  } else {
+#if !VITCC_DISABLE_SIMD
+    using B = xsimd::batch<float, Arch>;
+    constexpr std::size_t W = B::size;
+    const std::size_t oh = conv_out_size(h, k, stride, pad), ow = conv_out_size(w, k, stride, pad);
+    const std::size_t body = c / W * W;
+    for (std::size_t oy = 0; oy < oh; ++oy) {
+      const long y0 = long(oy * stride) - long(pad);
+      const std::size_t ky0 = y0 < 0 ? std::size_t(-y0) : 0;
+      const std::size_t ky1 = std::size_t(y0 + long(k)) > h ? std::size_t(long(h) - y0) : k;
+      for (std::size_t ox = 0; ox < ow; ++ox) {
+        const long x0 = long(ox * stride) - long(pad);
+        const std::size_t kx0 = x0 < 0 ? std::size_t(-x0) : 0;
+        const std::size_t kx1 = std::size_t(x0 + long(k)) > w ? std::size_t(long(w) - x0) : k;
+        const std::size_t o = oy * ow + ox;
+        for (std::size_t ch = 0; ch < body; ch += W) {
+          B acc(0.0f);
+          for (std::size_t ky = ky0; ky < ky1; ++ky) {
+            const float* row = in + (std::size_t(y0 + long(ky)) * w) * ld_in + ch;
+            const float* wr = weight + ky * k * c + ch;
+            for (std::size_t kx = kx0; kx < kx1; ++kx)
+              acc = detail::fmadd<Arch>(B::load_unaligned(row + std::size_t(x0 + long(kx)) * ld_in),
+                                        B::load_unaligned(wr + kx * c), acc);
+          }
+          if (bias) acc += B::load_unaligned(bias + ch);
+          acc = detail::apply_activation<Arch>(acc, act);
+          if (add) acc += B::load_unaligned(add + o * ld_add + ch);
+          acc.store_unaligned(out + o * ld_out + ch);
+        }
+        for (std::size_t ch = body; ch < c; ++ch) {  // channel tail (c not a multiple of W)
+          float acc = 0.0f;
+          for (std::size_t ky = ky0; ky < ky1; ++ky)
+            for (std::size_t kx = kx0; kx < kx1; ++kx)
+              acc += in[(std::size_t(y0 + long(ky)) * w + std::size_t(x0 + long(kx))) * ld_in + ch] *
+                     weight[(ky * k + kx) * c + ch];
+          if (bias) acc += bias[ch];
+          acc = ref::apply_activation(acc, act);
+          if (add) acc += add[o * ld_add + ch];
+          out[o * ld_out + ch] = acc;
+        }
+      }
+    }
+#endif
+  }
+}
+
+}  // namespace vitcc::kernels

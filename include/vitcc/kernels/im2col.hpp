@@ -1,0 +1,37 @@
+// im2col for a dense k x k convolution (EfficientViT's stride-2 3x3 patch-embedding convs), so the
+// convolution runs as one GEMM against a packed [k*k*cin, cout] weight:
+//   cols[o, (ky*k + kx)*cin + ch] = in(oy*s + ky - pad, ox*s + kx - pad, ch), zero outside.
+// The input is addressed through strides so both the CHW image and NHWC maps are read in place:
+// element (y, x, ch) is at in[(y * w + x) * pixel_stride + ch * channel_stride].
+#pragma once
+#include <cstddef>
+
+#include "vitcc/kernels/ref/dwconv.hpp"
+
+namespace vitcc::kernels {
+
+inline void im2col(std::size_t h, std::size_t w, std::size_t cin, const float* in, std::size_t pixel_stride,
+                   std::size_t channel_stride, std::size_t k, std::size_t stride, std::size_t pad,
+                   float* cols) noexcept {
+  const std::size_t oh = conv_out_size(h, k, stride, pad), ow = conv_out_size(w, k, stride, pad);
+  const std::size_t kk = k * k * cin;
+  for (std::size_t oy = 0; oy < oh; ++oy)
+    for (std::size_t ox = 0; ox < ow; ++ox) {
+      float* row = cols + (oy * ow + ox) * kk;
+      for (std::size_t ky = 0; ky < k; ++ky) {
+        const long iy = long(oy * stride + ky) - long(pad);
+        for (std::size_t kx = 0; kx < k; ++kx) {
+          const long ix = long(ox * stride + kx) - long(pad);
+          float* dst = row + (ky * k + kx) * cin;
+          if (iy < 0 || iy >= long(h) || ix < 0 || ix >= long(w)) {
+            for (std::size_t ch = 0; ch < cin; ++ch) dst[ch] = 0.0f;
+          } else {
+            const float* src = in + (std::size_t(iy) * w + std::size_t(ix)) * pixel_stride;
+            for (std::size_t ch = 0; ch < cin; ++ch) dst[ch] = src[ch * channel_stride];
+          }
+        }
+      }
+    }
+}
+
+}  // namespace vitcc::kernels

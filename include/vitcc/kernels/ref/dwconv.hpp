@@ -1,0 +1,43 @@
+// Scalar reference depthwise convolution over an NHWC map (see kernels/dwconv.hpp for the contract).
+#pragma once
+#include <cstddef>
+
+#include "vitcc/kernels/ref/activations.hpp"
+
+namespace vitcc::kernels {
+
+// Output size of a k x k convolution with stride s and symmetric zero padding p.
+constexpr std::size_t conv_out_size(std::size_t in, std::size_t k, std::size_t s, std::size_t p) noexcept {
+  return (in + 2 * p - k) / s + 1;
+}
+
+namespace ref {
+
+inline void dwconv(std::size_t h, std::size_t w, std::size_t c, const float* in, std::size_t ld_in, std::size_t k,
+                   std::size_t stride, std::size_t pad, const float* weight, const float* bias, Activation act,
+                   const float* add, std::size_t ld_add, float* out, std::size_t ld_out) noexcept {
+  const std::size_t oh = conv_out_size(h, k, stride, pad), ow = conv_out_size(w, k, stride, pad);
+  for (std::size_t oy = 0; oy < oh; ++oy)
+    for (std::size_t ox = 0; ox < ow; ++ox)
+      for (std::size_t ch = 0; ch < c; ++ch) {
+        double acc = 0.0;
+        for (std::size_t ky = 0; ky < k; ++ky) {
+          const long iy = long(oy * stride + ky) - long(pad);
+          if (iy < 0 || iy >= long(h)) continue;
+          for (std::size_t kx = 0; kx < k; ++kx) {
+            const long ix = long(ox * stride + kx) - long(pad);
+            if (ix < 0 || ix >= long(w)) continue;
+            acc += double(in[(std::size_t(iy) * w + std::size_t(ix)) * ld_in + ch]) * weight[(ky * k + kx) * c + ch];
+          }
+        }
+        float v = float(acc);
+        if (bias) v += bias[ch];
+        v = apply_activation(v, act);
+        const std::size_t o = oy * ow + ox;
+        if (add) v += add[o * ld_add + ch];
+        out[o * ld_out + ch] = v;
+      }
+}
+
+}  // namespace ref
+}  // namespace vitcc::kernels

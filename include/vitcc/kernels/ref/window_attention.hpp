@@ -1,0 +1,32 @@
+// Scalar reference of small-window attention with an additive bias (see kernels/window_attention.hpp).
+#pragma once
+#include <cmath>
+#include <cstddef>
+
+namespace vitcc::kernels::ref {
+
+inline void window_attention(std::size_t n, std::size_t kd, std::size_t vd, float scale, const float* q,
+                             std::size_t ldq, const float* k, std::size_t ldk, const float* v, std::size_t ldv,
+                             const float* bias, float* out, std::size_t ldo, float* scratch) noexcept {
+  for (std::size_t i = 0; i < n; ++i) {
+    float mx = -INFINITY;
+    for (std::size_t j = 0; j < n; ++j) {
+      double dot = 0.0;
+      for (std::size_t e = 0; e < kd; ++e) dot += double(q[i * ldq + e]) * k[j * ldk + e];
+      scratch[j] = float(dot) * scale + (bias ? bias[i * n + j] : 0.0f);
+      mx = scratch[j] > mx ? scratch[j] : mx;
+    }
+    double sum = 0.0;
+    for (std::size_t j = 0; j < n; ++j) {
+      scratch[j] = std::exp(scratch[j] - mx);
+      sum += scratch[j];
+    }
+    for (std::size_t e = 0; e < vd; ++e) {
+      double acc = 0.0;
+      for (std::size_t j = 0; j < n; ++j) acc += double(scratch[j]) * v[j * ldv + e];
+      out[i * ldo + e] = float(acc / sum);
+    }
+  }
+}
+
+}  // namespace vitcc::kernels::ref

@@ -1,0 +1,78 @@
+// Attention over one small window (EfficientViT's cascaded group attention: n <= 49 tokens, key dim
+// 16, value dim 16..96) with an additive bias:  out = softmax(scale * q k^T + bias) v.
+//
+// Contract
+//   q: [n, kd] (ldq), k: [n, kd] (ldk), v: [n, vd] (ldv), rows of a wider qkv map read in place.
+//   bias: [n, n] row-major (the relative-position table already expanded by the packer), or null.
+//   out: [n, vd] (ldo), must not overlap q/k/v. scratch: window_attention_scratch_floats(n, kd).
+// The whole n x n problem fits in L1, so there is no tiling: K is transposed once into scratch so the
+// scores of a query row are computed W keys at a time; the row's softmax weights then scale rows of
+// V accumulated W value channels at a time.
+#pragma once
+#include <cmath>
+#include <cstddef>
+
+#include "vitcc/core/arch.hpp"
+#include "vitcc/core/config.hpp"
+#include "vitcc/kernels/gemm.hpp"
+#include "vitcc/kernels/ref/window_attention.hpp"
+
+namespace vitcc::kernels {
+
+constexpr std::size_t window_attention_scratch_floats(std::size_t n, std::size_t kd) noexcept {
+  return (n + 16) / 16 * 16 * (kd + 1);
+}
+
+template <class Arch>
+void window_attention(std::size_t n, std::size_t kd, std::size_t vd, float scale, const float* q, std::size_t ldq,
+                      const float* k, std::size_t ldk, const float* v, std::size_t ldv, const float* bias, float* out,
+                      std::size_t ldo, float* scratch) noexcept {
+  if constexpr (is_scalar_arch<Arch>) {
+    ref::window_attention(n, kd, vd, scale, q, ldq, k, ldk, v, ldv, bias, out, ldo, scratch);
+  } else {
+#if !VITCC_DISABLE_SIMD
+    using B = xsimd::batch<float, Arch>;
+    constexpr std::size_t W = B::size;
+    const std::size_t np = (n + W - 1) / W * W;  // keys padded to whole batches (<= scratch row)
+    float* kt = scratch;                          // [kd, np]: K transposed, zero-padded
+    float* s = scratch + kd * np;                 // [np]: one row of scores / weights
+    for (std::size_t e = 0; e < kd; ++e) {
+      for (std::size_t j = 0; j < n; ++j) kt[e * np + j] = k[j * ldk + e];
+      for (std::size_t j = n; j < np; ++j) kt[e * np + j] = 0.0f;
+    }
+    const std::size_t vbody = vd / W * W;
+    for (std::size_t i = 0; i < n; ++i) {
+      const float* qi = q + i * ldq;
+      for (std::size_t j0 = 0; j0 < np; j0 += W) {
+        B acc(0.0f);
+        for (std::size_t e = 0; e < kd; ++e) acc = detail::fmadd<Arch>(B(qi[e]), B::load_unaligned(kt + e * np + j0), acc);
+        (acc * B(scale)).store_unaligned(s + j0);
+      }
+      float mx = -INFINITY;
+      for (std::size_t j = 0; j < n; ++j) {
+        if (bias) s[j] += bias[i * n + j];
+        mx = s[j] > mx ? s[j] : mx;
+      }
+      float sum = 0.0f;
+      for (std::size_t j = 0; j < n; ++j) {
+        s[j] = std::exp(s[j] - mx);
+        sum += s[j];
+      }
+      const float inv = 1.0f / sum;
+      float* oi = out + i * ldo;
+      for (std::size_t e = 0; e < vbody; e += W) {
+        B acc(0.0f);
+        for (std::size_t j = 0; j < n; ++j) acc = detail::fmadd<Arch>(B(s[j]), B::load_unaligned(v + j * ldv + e), acc);
+        (acc * B(inv)).store_unaligned(oi + e);
+      }
+      for (std::size_t e = vbody; e < vd; ++e) {
+        float acc = 0.0f;
+        for (std::size_t j = 0; j < n; ++j) acc += s[j] * v[j * ldv + e];
+        oi[e] = acc * inv;
+      }
+    }
+#endif
+  }
+}
+
+}  // namespace vitcc::kernels

@@ -1,0 +1,78 @@
+// EfficientViT kernels against their scalar references, for every architecture the build targets:
+// depthwise conv (k 3/5/7, stride 1/2, channel counts below/at/above the SIMD width, strided rows,
+// fused bias/ReLU/residual add) and small-window attention with an additive bias (odd token counts,
+// value dims that are not multiples of the SIMD width).
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include "kernel_test_support.hpp"
+#include "vitcc/kernels/dwconv.hpp"
+#include "vitcc/kernels/window_attention.hpp"
+
+namespace {
+
+std::vector<float> randv(std::size_t n, unsigned seed) {
+  std::vector<float> v(n);
+  unsigned s = seed * 2654435761u + 1;
+  for (float& x : v) {
+    s = s * 1664525u + 1013904223u;
+    x = float((s >> 8) & 0xffff) / 32768.0f - 1.0f;
+  }
+  return v;
+}
+
+void expect_close(const std::vector<float>& got, const std::vector<float>& want) {
+  REQUIRE(got.size() == want.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < got.size(); ++i)
+    worst = std::fmax(worst, std::fabs(double(got[i]) - want[i]) / (1.0 + std::fabs(double(want[i]))));
+  CHECK(worst <= 2e-5);
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE_DEFINE("dwconv: kernel sizes, strides, odd channels, strided rows, fused epilogue", Arch, dw_shapes) {
+  using vitcc::kernels::Activation;
+  struct Case { std::size_t h, w, c, ld, k, stride; Activation act; bool add; };
+  const Case cases[] = {{7, 7, 16, 16, 5, 1, Activation::none, false}, {14, 14, 64, 64, 3, 1, Activation::none, true},
+                        {13, 9, 37, 50, 7, 1, Activation::relu, false}, {14, 14, 256, 256, 3, 2, Activation::relu, false},
+                        {7, 7, 3, 7, 3, 2, Activation::none, true},    {5, 6, 17, 17, 5, 1, Activation::relu, true},
+                        {4, 4, 16, 80, 7, 1, Activation::none, false}, {1, 1, 9, 9, 3, 1, Activation::none, false}};
+  for (const Case& t : cases) {
+    CAPTURE(t.h); CAPTURE(t.w); CAPTURE(t.c); CAPTURE(t.k); CAPTURE(t.stride);
+    const std::size_t pad = t.k / 2;
+    const std::size_t oh = vitcc::kernels::conv_out_size(t.h, t.k, t.stride, pad);
+    const std::size_t ow = vitcc::kernels::conv_out_size(t.w, t.k, t.stride, pad);
+    const auto in = randv(t.h * t.w * t.ld, 1), wt = randv(t.k * t.k * t.c, 2), b = randv(t.c, 3);
+    const auto add = randv(oh * ow * t.c, 4);
+    std::vector<float> got(oh * ow * t.c), want(oh * ow * t.c);
+    vitcc::kernels::dwconv<Arch>(t.h, t.w, t.c, in.data(), t.ld, t.k, t.stride, pad, wt.data(), b.data(), t.act,
+                                 t.add ? add.data() : nullptr, t.c, got.data(), t.c);
+    vitcc::kernels::ref::dwconv(t.h, t.w, t.c, in.data(), t.ld, t.k, t.stride, pad, wt.data(), b.data(), t.act,
+                                t.add ? add.data() : nullptr, t.c, want.data(), t.c);
+    expect_close(got, want);
+  }
+}
+TEST_CASE_TEMPLATE_APPLY(dw_shapes, vitcc::test::kernel_archs);
+
+TEST_CASE_TEMPLATE_DEFINE("window_attention: token counts, key/value dims, bias", Arch, wa_shapes) {
+  struct Case { std::size_t n, kd, vd, ld; bool bias; };
+  const Case cases[] = {{49, 16, 16, 48, true}, {49, 16, 96, 128, true}, {16, 16, 48, 80, true},
+                        {1, 16, 16, 48, true},  {23, 5, 13, 31, false}, {49, 16, 64, 96, true}};
+  for (const Case& t : cases) {
+    CAPTURE(t.n); CAPTURE(t.kd); CAPTURE(t.vd);
+    const auto qkv = randv(t.n * t.ld, 5), bias = randv(t.n * t.n, 6);
+    std::vector<float> scratch(vitcc::kernels::window_attention_scratch_floats(t.n, t.kd) + 64);
+    std::vector<float> got(t.n * t.vd), want(t.n * t.vd);
+    const float* q = qkv.data();
+    const float* k = qkv.data() + t.kd;
+    const float* v = qkv.data() + 2 * t.kd;
+    vitcc::kernels::window_attention<Arch>(t.n, t.kd, t.vd, 0.25f * 3, q, t.ld, k, t.ld, v, t.ld,
+                                           t.bias ? bias.data() : nullptr, got.data(), t.vd, scratch.data());
+    vitcc::kernels::ref::window_attention(t.n, t.kd, t.vd, 0.25f * 3, q, t.ld, k, t.ld, v, t.ld,
+                                          t.bias ? bias.data() : nullptr, want.data(), t.vd, scratch.data());
+    expect_close(got, want);
+  }
+}
+TEST_CASE_TEMPLATE_APPLY(wa_shapes, vitcc::test::kernel_archs);
