@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Writes docs/MEMORY.md: for every model of the fixture set (one fixture per model), the weight
+# bytes, the workspace bytes, the measured stack high-water mark of forward(), and the cost of
+# compiling that model's translation unit (wall time, peak compiler memory); then the Cortex-M7
+# example's section sizes and stack, measured under QEMU.
+#
+# Usage: tools/memory_report.sh [BUILD_DIR [OUT.md]]      (defaults: build, docs/MEMORY.md)
+# Needs BUILD_DIR/bin/vitcc-pack and BUILD_DIR/fixtures (make test makes both; VITCC_FIXTURES
+# overrides the latter). Environment: CXX (default g++), VITCC_MEMORY_FLAGS (default
+# "-O2 -DNDEBUG -march=native", vitcc-run's flags).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-$root/build}" && pwd)
+out=${2:-$root/docs/MEMORY.md}
+pack=$build/bin/vitcc-pack
+fixtures=${VITCC_FIXTURES:-$build/fixtures}
+cxx=${CXX:-g++}
+flags=${VITCC_MEMORY_FLAGS:--O2 -DNDEBUG -march=native}
+python=/usr/bin/python3
+[ -x "$pack" ] || { echo "memory_report: no $pack (build first)" >&2; exit 1; }
+[ -f "$fixtures/manifest.json" ] || { echo "memory_report: no $fixtures/manifest.json (run make test first)" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# One fixture per model (names differ only after "_op"), the configuration variants left out.
+mapfile -t models < <("$python" - "$fixtures/manifest.json" <<'PY'
+import json, sys
+seen = set()
+for f in json.load(open(sys.argv[1]))['fixtures']:
+    key = f['name'].split('_op')[0]
+    if key in seen or key.startswith('variant_'):
+        continue
+    seen.add(key)
+    print(key, f['dir'])
+PY
+)
+
+rows=()
+for entry in "${models[@]}"; do
+  read -r name dir <<<"$entry"
+  id=${name//[^A-Za-z0-9_]/_}
+  echo "memory_report: $name" >&2
+  if ! err=$("$pack" "$fixtures/$dir/model.onnx" -o "$work/$name" --name "$name" 2>&1 >/dev/null); then
+    echo "memory_report: $name: $err" >&2
+    rows+=("| $name | not packed: vitcc-pack refused this export (its message is in the script's log) | | | | | | | |")
+    continue
+  fi
+  printf '#include "%s"\n#include "stack_probe.hpp"\nVITCC_STACK_PROBE_MAIN(vitcc_models::%s_model)\n' \
+    "$work/$name/$name.hpp" "$id" > "$work/$name/probe.cpp"
+  # shellcheck disable=SC2086
+  /usr/bin/time -v "$cxx" -std=c++17 $flags -I"$root/include" -I"$root/tools/memory" "$work/$name/probe.cpp" \
+    -o "$work/$name/probe" -pthread 2> "$work/$name/time.log" || { cat "$work/$name/time.log" >&2; exit 1; }
+  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/$name/time.log")
+  rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/$name/time.log")
+  probe=$("$work/$name/probe" "$work/$name/$name.vitcc")
+  rows+=("$("$python" - "$work/$name/$name.json" "$probe" "$wall" "$rss_kb" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+probe = dict(kv.split('=') for kv in sys.argv[2].split())
+m, s = sys.argv[3].split(':')[-2:]
+secs = int(m) * 60 + float(s)
+st = j['stats']
+assert int(probe['workspace_bytes']) == st['workspace_bytes'], 'workspace differs from the JSON'
+def mib(b): return f'{b / 2**20:.2f} MiB'
+print(f"| {j['name'].split('_op')[0]} | {j['architecture']} | {j['input']['shape'][2]}x{j['input']['shape'][3]} "
+      f"| {st['parameters'] / 1e6:.2f} M | {st['weight_bytes']:,} ({mib(st['weight_bytes'])}) "
+      f"| {st['workspace_bytes']:,} ({mib(st['workspace_bytes'])}) | {int(probe['forward_stack_bytes']):,} "
+      f"| {secs:.1f} s | {int(sys.argv[4]) / 1024:.0f} MiB |")
+PY
+)")
+done
+
+# The Cortex-M7 example, built and run under QEMU (skipped without the ARM toolchain).
+m7=""
+if command -v arm-none-eabi-g++ >/dev/null && command -v qemu-system-arm >/dev/null; then
+  echo "memory_report: cortex-m7 example" >&2
+  m7=$(bash "$root/examples/cortex-m7/run_test.sh" "$pack" "$python" "$work/cortex-m7" 2>&1) || { echo "$m7" >&2; exit 1; }
+fi
+
+{
+  cat <<EOF2
+# Memory, stated up front
+
+Produced by \`tools/memory_report.sh\` (do not edit by hand; re-run it). For each model of the test
+fixture set (one export per model, ImageNet-size inputs, random weights), packed by \`vitcc-pack\`:
+
+- **weights**: the blob (\`NAME.vitcc\`, \`stats.weight_bytes\` in \`NAME.json\`, \`NAME_BLOB_BYTES\` of
+  \`--emit-c-array\` / \`--emit-object\`). \`forward()\` reads it in place: a mapped file, flash, or an
+  array linked into the program. It is never copied.
+- **workspace**: \`Model::workspace_bytes\` (= \`vitcc::workspace_bytes<Model>\`, a \`constexpr\`; also
+  \`stats.workspace_bytes\`). The caller owns it (a static array, an arena, one aligned allocation);
+  \`static_assert(vitcc::workspace_fits<Model, BUDGET>)\` turns a budget into a compile-time check.
+- **forward stack**: the measured high-water mark of one \`forward()\` call: it runs on a thread whose
+  stack was painted with a pattern, minus the same thread running an empty function. It does not
+  grow with the model: every tensor lives in the workspace.
+- **compile**: one translation unit holding that model (its generated header, the library, a small
+  main), compiled by \`$("$cxx" --version | head -n1)\` with \`$flags\` on this machine
+  ($(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)): wall time and the
+  compiler's peak resident memory (\`/usr/bin/time -v\`). The weights are not part of it.
+
+Nothing else is allocated: model + weights + workspace + stack is the whole footprint (the model
+object itself holds the weight views: a few hundred bytes).
+
+| model | arch | input | parameters | weights (bytes) | workspace (bytes) | forward stack (bytes) | compile time | compiler peak memory |
+|---|---|---|---|---|---|---|---|---|
+EOF2
+  printf '%s\n' "${rows[@]}"
+  if [ -n "$m7" ]; then
+    cat <<EOF2
+
+## Cortex-M7 (examples/cortex-m7)
+
+The tiny ViT of the example (32x32, patch 8, dim 64, depth 2, 2 heads, 10 classes), weights
+compiled in with \`--emit-c-array\`, built with \`arm-none-eabi-g++ -mcpu=cortex-m7 -mfpu=fpv5-d16
+-mfloat-abi=hard -O2 -fno-exceptions -fno-rtti\` and newlib-nano, run under
+\`qemu-system-arm -M mps2-an500\`. Sections of the linked firmware (bytes; \`.rodata\` holds the
+weights and lives in flash, \`.bss\` holds the static workspace):
+
+\`\`\`
+$(grep -E '^\.(text|rodata|data|bss) ' <<<"$m7")
+\`\`\`
+
+Its own report and its agreement with PyTorch:
+
+\`\`\`
+$(grep -E '^model tiny_vit|^cortex-m7 vs PyTorch' <<<"$m7")
+\`\`\`
+EOF2
+  fi
+} > "$out.tmp"
+mv "$out.tmp" "$out"
+echo "memory_report: wrote $out" >&2
