@@ -21,5 +21,74 @@ demo: build
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
 
+# The same suite for 64-bit ARM (NEON): cross-built with cmake/toolchains/aarch64-linux-gnu.cmake and
+# run under qemu-aarch64, end-to-end parity included (vitcc-pack runs on the host; every model's
+# runner is cross-compiled and emulated).
+# And once with the scalar reference kernels only (VITCC_DISABLE_SIMD), the same tests again.
+# Both reuse the host build's vitcc-pack, vitcc-run and fixtures.
+AARCH64_BUILD ?= build-aarch64
+SCALAR_BUILD ?= build-scalar
+HOST_TOOLS_FLAGS = -DCMAKE_BUILD_TYPE=Release -DVITCC_BUILD_TOOLS=OFF -DVITCC_HOST_TOOLS_DIR=$(CURDIR)/$(BUILD)/bin \
+	-DVITCC_FIXTURES_DIR=$(CURDIR)/$(BUILD)/fixtures
+.PHONY: test-aarch64 test-scalar
+# Under emulation the end-to-end parity runs a subset of the fixtures that still covers every path
+# (timm/DeiT/DINOv2 with registers and LayerScale, torchvision, every pooling and output kind,
+# no qkv bias, legacy split, non-square, patch 8/32, dynamic batch, EfficientViT).
+vitcc_empty :=
+vitcc_space := $(vitcc_empty) $(vitcc_empty)
+AARCH64_E2E ?= $(subst $(vitcc_space),,vit_tiny_patch16_224_op17,vit_tiny_patch16_224_op13_dynbatch,deit_tiny_patch16_224_op13,\
+dinov2_small_patch14_reg4_224_op17,variant_nocls_avgpool_fcnorm_op17,variant_pooled_features_op13,\
+variant_forward_features_op17,variant_no_qkv_bias_op13,variant_patch8_96_op17,variant_patch32_224_op13,\
+variant_legacy_gather_split_op11,variant_nonsquare_160x224_op17,tv_vit_b_32_op13,efficientvit_m0_224_op17_bn)
+test-aarch64: build
+	cmake -S . -B $(AARCH64_BUILD) -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/toolchains/aarch64-linux-gnu.cmake \
+		-DVITCC_NATIVE=OFF -DVITCC_E2E_ONLY=$(AARCH64_E2E) $(HOST_TOOLS_FLAGS)
+	cmake --build $(AARCH64_BUILD) -j$(JOBS)
+	ctest --test-dir $(AARCH64_BUILD) --output-on-failure -j$(JOBS)
+
+test-scalar: build
+	cmake -S . -B $(SCALAR_BUILD) -DVITCC_DISABLE_SIMD=ON $(HOST_TOOLS_FLAGS)
+	cmake --build $(SCALAR_BUILD) -j$(JOBS)
+	ctest --test-dir $(SCALAR_BUILD) --output-on-failure -j$(JOBS)
+
+# Benchmarks (own build tree; see BENCHMARKS.md). `make bench` runs the Google Benchmark suite
+# (kernels, then the models packed by a previous bench-compare); `make bench-compare` compares vitcc
+# with ONNX Runtime and PyTorch and rewrites BENCHMARKS.md (BENCH_ARGS="--models vit_s16" narrows it).
+BENCH_BUILD ?= build-bench
+.PHONY: bench bench-compare
+bench: deps
+	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DVITCC_BUILD_BENCHMARKS=ON $(CMAKE_FLAGS)
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target vitcc_bench_kernels vitcc_bench_models
+	$(BENCH_BUILD)/bin/vitcc_bench_kernels
+	VITCC_BENCH_MODELS=$(BENCH_BUILD)/bench-models $(BENCH_BUILD)/bin/vitcc_bench_models
+
+bench-compare:
+	BUILD=$(BENCH_BUILD) JOBS=$(JOBS) BENCH_ARGS="$(BENCH_ARGS)" bash tools/bench/compare.sh
+
+# Hardening (issue 6, docs/SECURITY.md). test-sanitize: the whole suite again, built with
+# AddressSanitizer + UndefinedBehaviorSanitizer (the runners vitcc-run compiles too), reusing the
+# host build's fixtures. install_consumer is left out: it builds a separate consumer project with
+# the plain compiler and tests packaging, not memory safety. The end-to-end parity tests run on a
+# subset of the fixtures that covers every packer path (all of them take ~25 min under ASan; the
+# plain `make test` runs them all). fuzz: every libFuzzer target for
+# FUZZ_SECONDS each (tools/fuzz.sh; clang).
+ASAN_BUILD ?= build-asan
+FUZZ_SECONDS ?= 60
+SANITIZE_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SANITIZE_E2E ?= vit_tiny_patch16_224_op10,vit_tiny_patch16_224_op13_dynbatch,variant_nocls_avgpool_fcnorm_op17,variant_forward_features_op17,variant_pooled_features_op13,variant_legacy_gather_split_op11,variant_nonsquare_160x224_op17,efficientvit_m0_224_op13_bn
+.PHONY: test-sanitize fuzz
+test-sanitize: build
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
+		-DCMAKE_CXX_FLAGS="$(SANITIZE_FLAGS)" -DCMAKE_EXE_LINKER_FLAGS="$(SANITIZE_FLAGS)" \
+		-DVITCC_RUN_EXTRA_FLAGS="$(SANITIZE_FLAGS)" -DVITCC_FIXTURES_DIR=$(CURDIR)/$(BUILD)/fixtures $(CMAKE_FLAGS)
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/hardening/lsan.supp:print_suppressions=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 VITCC_E2E_ONLY=$(SANITIZE_E2E) \
+		ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS) -E '^install_consumer$$'
+
+fuzz:
+	JOBS=$(JOBS) bash tools/fuzz.sh $(FUZZ_SECONDS)
+
 clean:
 	rm -rf $(BUILD)

@@ -6,6 +6,7 @@
 #include "vitcc/core/arch.hpp"
 #include "vitcc/core/aligned.hpp"
 #include "vitcc/core/error.hpp"
+#include "vitcc/core/memory.hpp"
 #include "vitcc/io/blob_format.hpp"
 #include "vitcc/io/blob_reader.hpp"
 #include "vitcc/models/vit.hpp"

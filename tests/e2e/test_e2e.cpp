@@ -3,7 +3,8 @@
 // and the native output is held to the parity bound against PyTorch:
 //   max abs error <= 1e-4 x max(1, max|ref|)  and  cosine >= 0.99999.
 // Environment (set by CTest): VITCC_FIXTURES (folder with manifest.json), VITCC_PACK, VITCC_RUN,
-// VITCC_E2E_OUT (scratch folder), VITCC_E2E_SHARD ("i/n": run every n-th fixture from i).
+// VITCC_E2E_OUT (scratch folder), VITCC_E2E_SHARD ("i/n": run every n-th fixture from i),
+// VITCC_E2E_ONLY (optional: comma-separated fixture names to run).
 #include <doctest/doctest.h>
 
 #include <sys/wait.h>
@@ -58,6 +59,18 @@ std::vector<float> read_floats(const fs::path& p) {
   return v;
 }
 
+// VITCC_E2E_ONLY="a,b,...": only the fixtures named exactly so (an emulated run picks a subset
+// that covers every path; unset = all).
+bool vitcc_e2e_selected(const std::string& name) {
+  const char* only = std::getenv("VITCC_E2E_ONLY");
+  if (!only || !*only) return true;
+  std::stringstream ss(only);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (item == name) return true;
+  return false;
+}
+
 json manifest() {
   std::ifstream f(fs::path(env("VITCC_FIXTURES")) / "manifest.json");
   REQUIRE_MESSAGE(f.good(), "no fixtures manifest in ", env("VITCC_FIXTURES"));
@@ -78,6 +91,7 @@ TEST_CASE("every fixture packs, runs natively and matches PyTorch") {
   std::size_t ran = 0;
   for (const json& fx : m.at("fixtures")) {
     const std::string name = fx.at("name");
+    if (!vitcc_e2e_selected(name)) continue;
     // Fixtures of one model (names differ only after "_op") share a shard, and so one runner compile.
     const std::string model_key = name.substr(0, name.find("_op"));
     if (vitcc::tools::fnv1a(model_key) % shards != shard) continue;
@@ -117,5 +131,13 @@ TEST_CASE("every fixture packs, runs natively and matches PyTorch") {
     ++ran;
     fs::remove(out / (name + ".vitcc"));  // the blobs of the big fixtures add up; keep json/hpp
   }
-  CHECK(ran > 0);
+  if (const char* only = std::getenv("VITCC_E2E_ONLY"); only && *only) {
+    // Every name asked for must exist (a typo must not shrink the run silently); a shard may be empty.
+    std::size_t asked = 1, found = 0;
+    for (const char* c = only; *c; ++c) asked += *c == ',';
+    for (const json& fx : m.at("fixtures")) found += vitcc_e2e_selected(fx.at("name").get<std::string>());
+    CHECK_MESSAGE(found == asked, "VITCC_E2E_ONLY names ", asked, " fixtures, the manifest has ", found, " of them");
+  } else {
+    CHECK(ran > 0);
+  }
 }

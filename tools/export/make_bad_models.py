@@ -102,6 +102,10 @@ def main(out):
     export(model, os.path.join(out, 'extra_op_in_block.onnx'))
     cases.append({'file': 'extra_op_in_block.onnx', 'expect': ['node']})
 
+    # timm global_pool='' with a head: per-token logits, which vitcc does not model.
+    export(tiny(global_pool='', num_classes=10), os.path.join(out, 'head_on_every_token.onnx'))
+    cases.append({'file': 'head_on_every_token.onnx', 'expect': ['every token', '/head/MatMul']})
+
     import torchvision
     torch.manual_seed(0)
     export(torchvision.models.resnet18(weights=None), os.path.join(out, 'resnet18.onnx'), size=64, opset=13)

@@ -36,9 +36,10 @@ sys.path.insert(0, HERE)
 import torch  # noqa: E402
 
 import onnx_numpy_eval  # noqa: E402
+import timm_efficientvit  # noqa: E402
 import timm_vit  # noqa: E402
 
-STAMP_SOURCES = ('timm_vit.py', 'make_fixtures.py', 'onnx_numpy_eval.py')
+STAMP_SOURCES = ('timm_vit.py', 'timm_efficientvit.py', 'make_fixtures.py', 'onnx_numpy_eval.py')
 
 
 # ---------------------------------------------------------------------------
@@ -48,7 +49,7 @@ class Fixture:
     def __init__(self, name, family, model, opset, fold=True, dynamic=False, batch=1,
                  description='', sets=('ci', 'full'), **model_kwargs):
         self.name = name
-        self.family = family            # 'timm' | 'torchvision'
+        self.family = family            # 'timm' | 'torchvision' | 'efficientvit'
         self.model = model              # timm_vit config name or torchvision builder name
         self.opset = opset
         self.fold = fold
@@ -66,6 +67,12 @@ def _t(name, model, opset, desc, sets=('ci', 'full'), **kw):
 
 def _tv(name, model, opset, desc, sets=('ci', 'full'), **kw):
     return Fixture(name, 'torchvision', model, opset, description=desc, sets=sets, **kw)
+
+
+def _ev(name, model, opset, desc, sets=('ci', 'full'), **kw):
+    # EfficientViT-M (timm efficientvit_msra); fuse=True: timm's reparam (ConvBN folded), exported in
+    # eval mode; fuse=False: exported with training=PRESERVE so BatchNormalization nodes stay.
+    return Fixture(name, 'efficientvit', model, opset, description=desc, sets=sets, **kw)
 
 
 FULL = ('full',)
@@ -120,7 +127,31 @@ FIXTURES = [
     _tv('tv_vit_b_16_op17', 'vit_b_16', 17, 'torchvision vit_b_16, opset 17'),
     _tv('tv_vit_b_32_op13', 'vit_b_32', 13, 'torchvision vit_b_32, opset 13'),
 
+    # --- EfficientViT-M (timm efficientvit_m*) --------------------------------
+    _ev('efficientvit_m0_224_op10_fused', 'efficientvit_m0', 10, 'EfficientViT-M0, opset 10, reparam (Conv+BN folded)', fuse=True),
+    _ev('efficientvit_m0_224_op10_bn', 'efficientvit_m0', 10, 'EfficientViT-M0, opset 10, BatchNormalization kept', fuse=False),
+    _ev('efficientvit_m0_224_op13_fused', 'efficientvit_m0', 13, 'EfficientViT-M0, opset 13, reparam', fuse=True),
+    _ev('efficientvit_m0_224_op13_bn', 'efficientvit_m0', 13, 'EfficientViT-M0, opset 13, BatchNormalization kept', fuse=False),
+    _ev('efficientvit_m0_224_op17_fused', 'efficientvit_m0', 17, 'EfficientViT-M0, opset 17, reparam', fuse=True),
+    _ev('efficientvit_m0_224_op17_bn', 'efficientvit_m0', 17, 'EfficientViT-M0, opset 17, BatchNormalization kept', fuse=False),
+    _ev('efficientvit_m5_224_op13_fused', 'efficientvit_m5', 13, 'EfficientViT-M5, opset 13, reparam', fuse=True),
+    _ev('efficientvit_m5_224_op17_bn', 'efficientvit_m5', 17, 'EfficientViT-M5, opset 17, BatchNormalization kept', fuse=False),
+    _ev('efficientvit_m0_256_op17_bn', 'efficientvit_m0', 17,
+        'EfficientViT-M0 at 256 (16x16 and 8x8 maps padded to 7x7 windows), opset 17', fuse=False, img_size=256),
+    _ev('efficientvit_m0_256_op10_fused', 'efficientvit_m0', 10, 'EfficientViT-M0 at 256, opset 10 (static Pad), reparam',
+        fuse=True, img_size=256),
+
     # ================= full set only =========================================
+    _ev('efficientvit_m5_224_op10_bn', 'efficientvit_m5', 10, 'EfficientViT-M5, opset 10', fuse=False, sets=FULL),
+    _ev('efficientvit_m5_224_op17_fused', 'efficientvit_m5', 17, 'EfficientViT-M5, opset 17, reparam', fuse=True, sets=FULL),
+    _ev('efficientvit_m1_224_op13_fused', 'efficientvit_m1', 13, 'EfficientViT-M1, opset 13, reparam', fuse=True, sets=FULL),
+    _ev('efficientvit_m2_224_op13_bn', 'efficientvit_m2', 13, 'EfficientViT-M2, opset 13', fuse=False, sets=FULL),
+    _ev('efficientvit_m3_224_op17_fused', 'efficientvit_m3', 17, 'EfficientViT-M3, opset 17, reparam', fuse=True, sets=FULL),
+    _ev('efficientvit_m4_224_op17_bn', 'efficientvit_m4', 17, 'EfficientViT-M4, opset 17', fuse=False, sets=FULL),
+    _ev('efficientvit_m5_192_op13_bn', 'efficientvit_m5', 13, 'EfficientViT-M5 at 192, opset 13', fuse=False,
+        img_size=192, sets=FULL),
+    _ev('efficientvit_m0_224_op17_pooled', 'efficientvit_m0', 17, 'EfficientViT-M0, num_classes=0 (pooled features)',
+        fuse=True, num_classes=0, sets=FULL),
     _t('vit_base_patch16_224_op17', 'vit_base_patch16_224', 17, 'ViT-B/16, opset 17', sets=FULL),
     _t('vit_base_patch16_224_op13', 'vit_base_patch16_224', 13, 'ViT-B/16, opset 13', sets=FULL),
     _t('vit_tiny_patch16_224_op11', 'vit_tiny_patch16_224', 11, 'ViT-Ti/16, opset 11', sets=FULL),
@@ -151,9 +182,6 @@ FIXTURES = [
     _t('variant_nocls_avgpool_fcnorm_op10', 'vit_tiny_patch16_224', 10,
        'ViT-Ti/16 depth 4, no class token, avg pool, fc_norm, opset 10',
        class_token=False, global_pool='avg', sets=FULL, **SMALL),
-    _t('variant_all_tokens_head_op13', 'vit_tiny_patch16_224', 13,
-       "ViT-Ti/16 depth 4, global_pool='' (head applied to every token)",
-       global_pool='', num_classes=10, sets=FULL, **SMALL),
     _t('variant_forward_features_op10_nofold', 'vit_tiny_patch16_224', 10,
        'ViT-Ti/16 depth 4, forward_features, opset 10, folding off',
        features_only=True, fold=False, sets=FULL, **SMALL),
@@ -174,6 +202,9 @@ def build_model(fx: Fixture):
     if fx.family == 'timm':
         model = timm_vit.make_model(fx.model, seed=fx.seed, **fx.model_kwargs)
         return model.eval(), model.patch_embed.img_size
+    if fx.family == 'efficientvit':
+        model = timm_efficientvit.make_model(fx.model, seed=fx.seed, **fx.model_kwargs)
+        return model.eval(), (model.img_size, model.img_size)
     import torchvision
     torch.manual_seed(fx.seed)  # torchvision's own init (overwritten below)
     builder = getattr(torchvision.models, fx.model)
@@ -198,6 +229,9 @@ def run_reference(model, x, family):
 def export(model, x, path, fx: Fixture):
     kwargs = dict(opset_version=fx.opset, do_constant_folding=fx.fold,
                   input_names=['input'], output_names=['output'])
+    if fx.family == 'efficientvit' and not getattr(model, 'vitcc_fused', True):
+        # Eval-mode export fuses Conv+BatchNormalization itself; PRESERVE keeps the BN nodes (inference form).
+        kwargs['training'] = torch.onnx.TrainingMode.PRESERVE
     if fx.dynamic:
         kwargs['dynamic_axes'] = {'input': {0: 'batch'}, 'output': {0: 'batch'}}
     with warnings.catch_warnings():

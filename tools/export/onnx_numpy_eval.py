@@ -39,7 +39,12 @@ def _conv(x, w, b, attrs):
     pads = attrs.get('pads', [0, 0, 0, 0])
     dil = attrs.get('dilations', [1, 1])
     group = attrs.get('group', 1)
-    assert group == 1 and list(dil) == [1, 1], 'only dense, undilated conv supported'
+    assert list(dil) == [1, 1], 'only undilated conv supported'
+    if group > 1:
+        cg, og = x.shape[1] // group, w.shape[0] // group
+        return np.concatenate([_conv(x[:, g * cg:(g + 1) * cg], w[g * og:(g + 1) * og],
+                                     None if b is None else b[g * og:(g + 1) * og], dict(attrs, group=1))
+                               for g in range(group)], axis=1)
     if any(pads):
         x = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
     n, c, h, wd = x.shape
@@ -130,6 +135,23 @@ def run_model(model_path, feeds):
             else:
                 r = np.equal(x, y)
             out = [np.asarray(r).astype(x.dtype) if op != 'Equal' else np.asarray(r)]
+        elif op == 'Relu':
+            out = [np.maximum(x, 0).astype(x.dtype)]
+        elif op == 'Sigmoid':
+            out = [(1.0 / (1.0 + np.exp(-x))).astype(np.float32)]
+        elif op == 'GlobalAveragePool':
+            out = [x.mean(axis=tuple(range(2, x.ndim)), keepdims=True).astype(np.float32)]
+        elif op == 'BatchNormalization':
+            shp = (1, -1) + (1,) * (x.ndim - 2)
+            s_ = ins[1] / np.sqrt(ins[4] + a.get('epsilon', 1e-5))
+            out = [(x * s_.reshape(shp) + (ins[2] - ins[3] * s_).reshape(shp)).astype(np.float32)]
+        elif op == 'Pad':
+            pads = list(a['pads']) if 'pads' in a else [int(v) for v in ins[1]]
+            val = a.get('value', 0.0) if opset < 11 else (float(ins[2].reshape(-1)[0]) if len(ins) > 2 and ins[2] is not None else 0.0)
+            r = len(pads) // 2
+            out = [np.pad(x, [(pads[i], pads[i + r]) for i in range(r)], constant_values=val)]
+        elif op == 'Mod':
+            out = [np.fmod(x, ins[1]) if a.get('fmod', 0) else np.mod(x, ins[1])]
         elif op == 'Sqrt':
             out = [np.sqrt(x)]
         elif op == 'Erf':

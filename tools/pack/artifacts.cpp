@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <sstream>
@@ -216,23 +217,50 @@ std::vector<unsigned char> serialize_blob(const std::vector<BlobTensor>& tensors
 }
 
 void write_file_atomically(const std::string& path, const void* bytes, std::size_t size) {
+  // On Linux the data goes to an unnamed file in the target folder (O_TMPFILE), which gets a name
+  // only once it is complete and synced: a crash or SIGKILL while writing leaves nothing behind.
+  // Elsewhere (or on a file system without O_TMPFILE) a named temporary file, removed on errors.
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  const auto slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  bool anonymous = false;
+  int fd = -1;
+#ifdef O_TMPFILE
+  fd = ::open(dir.c_str(), O_TMPFILE | O_WRONLY, 0644);
+  anonymous = fd >= 0;
+#endif
+  if (fd < 0) fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) throw PackError(path + ": cannot create temporary file " + tmp + ": " + std::strerror(errno));
+  auto give_up = [&](const std::string& what) {
+    const std::string why = std::strerror(errno);
+    ::close(fd);
+    if (!anonymous) ::unlink(tmp.c_str());
+    throw PackError(path + ": " + what + ": " + why);
+  };
   const auto* p = static_cast<const unsigned char*>(bytes);
   std::size_t done = 0;
   while (done < size) {
     const ssize_t n = ::write(fd, p + done, size - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      const std::string why = std::strerror(errno);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw PackError(path + ": write failed: " + why);
+      give_up("write failed");
     }
     done += std::size_t(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+  if (::fsync(fd) != 0) give_up("cannot flush");
+  // Test hook (tests/hardening/kill_pack.sh): with the data written but not yet published, say so
+  // by creating the named marker file, then wait to be killed.
+  if (const char* marker = std::getenv("VITCC_TEST_PAUSE_BEFORE_PUBLISH"); marker && *marker) {
+    const int m = ::open(marker, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (m >= 0) ::close(m);
+    ::sleep(60);
+  }
+  if (anonymous) {
+    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    ::unlink(tmp.c_str());  // a leftover of an earlier process with our pid
+    if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0) give_up("cannot name the temporary file");
+  }
+  if (::close(fd) != 0) {
     const std::string why = std::strerror(errno);
     ::unlink(tmp.c_str());
     throw PackError(path + ": cannot flush: " + why);
@@ -242,6 +270,21 @@ void write_file_atomically(const std::string& path, const void* bytes, std::size
     ::unlink(tmp.c_str());
     throw PackError(path + ": cannot rename the temporary file into place: " + why);
   }
+  // Make the rename itself durable.
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+void check_finite(const std::vector<BlobTensor>& tensors, const std::string& file) {
+  for (const BlobTensor& t : tensors)
+    for (std::size_t k = 0; k < t.data.size(); ++k)
+      if (!std::isfinite(t.data[k]))
+        throw PackError(file + ": tensor '" + t.name + "' holds " + (std::isnan(t.data[k]) ? "NaN" : "Inf") +
+                        " at element " + std::to_string(k) + " of " + std::to_string(t.data.size()) +
+                        ": refusing to pack non-finite weights");
 }
 
 std::uint64_t vit_config_hash(const VitSpec& s) {

@@ -34,6 +34,10 @@ std::vector<unsigned char> serialize_blob(const std::vector<BlobTensor>& tensors
 // (or a crash) never sees a half-written file.
 void write_file_atomically(const std::string& path, const void* bytes, std::size_t size);
 
+// Refuses (PackError naming `file`, the tensor and the element) weights that hold NaN or Inf:
+// a blob never carries them, so a device never has to check (docs/SECURITY.md).
+void check_finite(const std::vector<BlobTensor>& tensors, const std::string& file);
+
 // Hash of every field that shapes the compiled code; equal hashes can share a compiled runner.
 std::uint64_t vit_config_hash(const VitSpec& spec);
 

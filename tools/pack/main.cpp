@@ -22,6 +22,7 @@
 #include "../common/names.hpp"
 #include "../common/self_check.hpp"
 #include "artifacts.hpp"
+#include "embed.hpp"
 #include "error.hpp"
 #include "onnx_graph.hpp"
 #include "packed_model.hpp"
@@ -36,13 +37,18 @@ namespace {
 const char* usage =
     "usage: vitcc-pack MODEL.onnx -o OUT_DIR [--name NAME] [--summary] [--no-check]\n"
     "                  [--mean R,G,B] [--std R,G,B] [--interpolation bicubic|bilinear|nearest]\n"
-    "                  [--crop-pct F]\n"
+    "                  [--crop-pct F] [--emit-c-array] [--emit-object [--object-cc CC]]\n"
     "Writes OUT_DIR/NAME.vitcc, OUT_DIR/NAME.json and OUT_DIR/NAME.hpp (NAME: the ONNX file's stem).\n"
+    "--emit-c-array: also NAME_weights.h, the blob as an aligned const array (small models).\n"
+    "--emit-object: also NAME_blob.o (+ NAME_blob.s, NAME_blob.h), the blob linked in via .incbin,\n"
+    "  assembled by CC (default $CC, else cc; e.g. --object-cc arm-none-eabi-gcc).\n"
     "Preprocessing defaults: ImageNet mean/std, crop_pct 0.875, bicubic (bilinear for torchvision).\n";
 
 struct Options {
   std::string model, out_dir, name;
   bool summary = false, check = true;
+  bool emit_c_array = false, emit_object = false;
+  std::string object_cc;
   bool mean_set = false, std_set = false;
   std::array<double, 3> mean{0.485, 0.456, 0.406}, std{0.229, 0.224, 0.225};
   std::string interpolation;
@@ -77,6 +83,9 @@ Options parse(int argc, char** argv) {
     else if (a[i] == "--name") o.name = value(a[i]);
     else if (a[i] == "--summary") o.summary = true;
     else if (a[i] == "--no-check") o.check = false;
+    else if (a[i] == "--emit-c-array") o.emit_c_array = true;
+    else if (a[i] == "--emit-object") o.emit_object = true;
+    else if (a[i] == "--object-cc") o.object_cc = value(a[i]);
     else if (a[i] == "--mean") { o.mean = parse_triple("--mean", value(a[i])); o.mean_set = true; }
     else if (a[i] == "--std") { o.std = parse_triple("--std", value(a[i])); o.std_set = true; }
     else if (a[i] == "--interpolation") {
@@ -135,16 +144,17 @@ int main(int argc, char** argv) {
     const Options o = parse(argc, argv);
     const OnnxGraph graph = OnnxGraph::load(o.model);
     const PackedModel m = pack_model(graph);
+    check_finite(m.tensors, o.model);
     const std::vector<unsigned char> blob_bytes = serialize_blob(m.tensors);
     const std::uint64_t checksum = blob::read_u64(blob_bytes.data() + blob::checksum_offset);
-    std::size_t in_count = 1, out_count = 1;
-    for (std::size_t i = 1; i < m.input_shape.size(); ++i) in_count *= std::size_t(m.input_shape[i]);
+    std::size_t out_count = 1;
     for (std::size_t i = 1; i < m.output_shape.size(); ++i) out_count *= std::size_t(m.output_shape[i]);
 
     // Self-check: the packed model, run by the library's own forward pass, must reproduce the ONNX
     // graph (run by the packer's interpreter) on a seeded input. A recognition mistake cannot pass.
     const std::uint64_t seed = 20240607;
-    const std::vector<float> check_in = tools::self_check_input(in_count, seed);
+    const std::vector<float> check_in =
+        tools::self_check_image(std::size_t(m.input_shape[1]), std::size_t(m.input_shape[2]), std::size_t(m.input_shape[3]), seed);
     const std::vector<float> expected = graph.run(check_in);
     if (expected.size() != out_count)
       throw PackError(o.model + ": the graph output has " + std::to_string(expected.size()) +
@@ -204,6 +214,11 @@ int main(int argc, char** argv) {
     write_file_atomically((dir / (o.name + ".vitcc")).string(), blob_bytes.data(), blob_bytes.size());
     write_file_atomically((dir / (o.name + ".hpp")).string(), header.data(), header.size());
     write_file_atomically((dir / (o.name + ".json")).string(), json_text.data(), json_text.size());
+    if (o.emit_c_array || o.emit_object) {
+      const EmbedRequest req{o.out_dir, o.name, o.name + ".vitcc", checksum, o.object_cc};
+      if (o.emit_c_array) emit_c_array(req, blob_bytes);
+      if (o.emit_object) emit_object(req, blob_bytes.size());
+    }
 
     if (o.summary) {
       std::printf("model        %s (%s)\n", o.model.c_str(), graph.producer().c_str());

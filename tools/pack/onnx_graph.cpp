@@ -164,7 +164,7 @@ struct Loader {
     if (ec) fail(where, "cannot stat external data file '" + location + "': " + ec.message());
     if (length >= 0 && static_cast<std::size_t>(length) != need)
       fail(where, "external data length " + std::to_string(length) + " does not match the " + std::to_string(need) + " bytes the tensor needs");
-    if (offset + static_cast<std::int64_t>(need) > size)
+    if (offset > size || static_cast<std::int64_t>(need) > size - offset)  // no overflow for offsets near 2^63
       fail(where, "external data file '" + location + "' is too short: " + std::to_string(size) + " bytes, the tensor needs " +
                       std::to_string(need) + " bytes at offset " + std::to_string(offset));
     std::ifstream in(full, std::ios::binary);
@@ -183,7 +183,12 @@ struct Loader {
       o.shape.push_back(d);
     }
     if (t.has_segment()) fail(where, "segmented tensors are not supported");
-    const std::int64_t n = o.numel();
+    std::int64_t n = 0;
+    try {
+      n = o.numel();
+    } catch (const detail::ShapeError& e) {
+      fail(where, e.what());
+    }
     const int dt = t.data_type();
     std::size_t esize = 0;
     switch (dt) {
@@ -211,6 +216,14 @@ struct Loader {
       raw = &t.raw_data();
       if (raw->size() != need)
         fail(where, "raw data holds " + std::to_string(raw->size()) + " bytes, shape " + shape_str(o.shape) + " needs " + std::to_string(need));
+    }
+    if (!raw) {  // counted before anything is allocated for them
+      const std::int64_t have = dt == onnx::TensorProto::FLOAT    ? t.float_data_size()
+                                : dt == onnx::TensorProto::DOUBLE ? t.double_data_size()
+                                : dt == onnx::TensorProto::INT64  ? t.int64_data_size()
+                                                                  : t.int32_data_size();
+      if (have != n)
+        fail(where, "holds " + std::to_string(have) + " values, shape " + shape_str(o.shape) + " needs " + std::to_string(n));
     }
     if (o.dtype == DType::f32) o.f.resize(n);
     else o.i.resize(n);
@@ -421,6 +434,11 @@ OnnxGraph OnnxGraph::load(const std::string& path) {
       if (!sh.dim(d).has_dim_value() || sh.dim(d).dim_value() <= 0)
         throw PackError(path, where, std::string("dimension ") + names[d] + " must be static, found " + declared);
       g.input_shape_.push_back(sh.dim(d).dim_value());
+    }
+    try {
+      detail::shape_numel(g.input_shape_);
+    } catch (const detail::ShapeError& e) {
+      throw PackError(path, where, e.what());
     }
     g.values_[g.input_name_] = {DType::f32, g.input_shape_};
     defined.insert(g.input_name_);

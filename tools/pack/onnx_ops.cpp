@@ -25,7 +25,8 @@ const std::vector<std::string> kSupported = {
     "Gemm",    "Identity",  "LayerNormalization",   "MatMul",          "Mul",      "Neg",
     "Pow",     "Range",     "Reciprocal",           "ReduceMean",      "Relu",     "Reshape",
     "Shape",   "Sigmoid",   "Slice",    "Softmax",  "Split",           "Sqrt",     "Squeeze",
-    "Sub",     "Tanh",      "Transpose", "Unsqueeze", "Where"};
+    "Sub",     "Tanh",      "Transpose", "Unsqueeze", "Where",
+    "BatchNormalization", "GlobalAveragePool", "Pad"};
 
 // ---------------------------------------------------------------------------------------------------------
 // Per-call context: inputs, attributes and error reporting.
@@ -388,10 +389,11 @@ std::vector<OnnxTensor> conv(const Call& c) {
     c.fail("only float Conv is supported");
   if (x.shape.size() != 4 || w.shape.size() != 4)
     c.fail("only 2-D convolution is supported (input " + shape_str(x.shape) + ", weight " + shape_str(w.shape) + ")");
-  if (c.n.attr_int("group", 1) != 1) c.fail("grouped convolution (group=" + std::to_string(c.n.attr_int("group", 1)) + ") is not supported");
+  const std::int64_t G = c.n.attr_int("group", 1);
   const std::int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
   const std::int64_t M = w.shape[0], kh = w.shape[2], kw = w.shape[3];
-  if (w.shape[1] != C) c.fail("weight " + shape_str(w.shape) + " does not match " + std::to_string(C) + " input channels");
+  if (G < 1 || C % G != 0 || M % G != 0) c.fail("group=" + std::to_string(G) + " does not divide the channels");
+  if (w.shape[1] * G != C) c.fail("weight " + shape_str(w.shape) + " does not match " + std::to_string(C) + " input channels in " + std::to_string(G) + " groups");
   if (b && (b->shape.size() != 1 || b->shape[0] != M)) c.fail("bias " + shape_str(b->shape) + " is not [" + std::to_string(M) + "]");
   if (const auto* ks = c.n.attr_ints("kernel_shape"))
     if (ks->size() != 2 || (*ks)[0] != kh || (*ks)[1] != kw) c.fail("kernel_shape attribute does not match the weight " + shape_str(w.shape));
@@ -425,12 +427,15 @@ std::vector<OnnxTensor> conv(const Call& c) {
   const bool data = x.has_data && w.has_data && (!b || b->has_data);
   OnnxTensor o = make(DType::f32, {N, M, OH, OW}, data);
   if (!data) return {o};
-  const std::int64_t ckk = C * kh * kw;
+  // Per group g: input channels g*Cg.., output channels g*Mg..; im2col then one matrix product.
+  const std::int64_t Cg = C / G, Mg = M / G;
+  const std::int64_t ckk = Cg * kh * kw;
   RowMat cols(ckk, OH * OW);
-  Eigen::Map<const RowMat> Wm(w.f.data(), M, ckk);
-  for (std::int64_t n = 0; n < N; ++n) {
-    const float* xn = x.f.data() + n * C * H * W;
-    for (std::int64_t ch = 0; ch < C; ++ch)
+  for (std::int64_t n = 0; n < N; ++n)
+  for (std::int64_t g = 0; g < G; ++g) {
+    Eigen::Map<const RowMat> Wm(w.f.data() + g * Mg * ckk, Mg, ckk);
+    const float* xn = x.f.data() + (n * C + g * Cg) * H * W;
+    for (std::int64_t ch = 0; ch < Cg; ++ch)
       for (std::int64_t ki = 0; ki < kh; ++ki)
         for (std::int64_t kj = 0; kj < kw; ++kj) {
           float* row = cols.data() + ((ch * kh + ki) * kw + kj) * OH * OW;
@@ -442,11 +447,101 @@ std::vector<OnnxTensor> conv(const Call& c) {
             }
           }
         }
-    Eigen::Map<RowMat> Y(o.f.data() + n * M * OH * OW, M, OH * OW);
+    Eigen::Map<RowMat> Y(o.f.data() + (n * M + g * Mg) * OH * OW, Mg, OH * OW);
     Y.noalias() = Wm * cols;
     if (b)
-      for (std::int64_t m = 0; m < M; ++m) Y.row(m).array() += b->f[m];
+      for (std::int64_t m = 0; m < Mg; ++m) Y.row(m).array() += b->f[g * Mg + m];
   }
+  return {o};
+}
+
+// BatchNormalization in inference form: y = (x - mean) / sqrt(var + eps) * scale + bias per channel
+// (axis 1). A node exported in training mode (training_mode=1 or extra outputs) is refused.
+std::vector<OnnxTensor> batch_norm(const Call& c) {
+  const OnnxTensor& x = c.input(0);
+  if (x.dtype != DType::f32) c.fail("BatchNormalization needs a float input");
+  if (x.shape.size() < 2) c.fail("input " + shape_str(x.shape) + " has no channel axis");
+  if (c.n.attr_int("training_mode", 0) != 0) c.fail("training_mode=1 (batch statistics) is not inference");
+  for (std::size_t k = 1; k < c.n.outputs.size(); ++k)
+    if (!c.n.outputs[k].empty()) c.fail("running-statistics outputs are not inference");
+  const std::int64_t C = x.shape[1];
+  const OnnxTensor* p[4];
+  for (std::size_t k = 0; k < 4; ++k) {
+    p[k] = &c.input(k + 1);
+    if (p[k]->dtype != DType::f32 || numel(p[k]->shape) != C)
+      c.fail("parameter '" + c.n.inputs[k + 1] + "' is not " + std::to_string(C) + " floats");
+  }
+  const float eps = c.n.attr_float("epsilon", 1e-5f);
+  bool data = x.has_data;
+  for (const OnnxTensor* t : p) data = data && t->has_data;
+  OnnxTensor o = make(DType::f32, x.shape, data);
+  if (!data) return {o};
+  const std::int64_t inner = numel(x.shape) / (x.shape[0] * C);
+  for (std::int64_t n = 0; n < x.shape[0]; ++n)
+    for (std::int64_t ch = 0; ch < C; ++ch) {
+      const float s = p[0]->f[ch] / std::sqrt(p[3]->f[ch] + eps);
+      const float sh = p[1]->f[ch] - p[2]->f[ch] * s;
+      const std::int64_t base = (n * C + ch) * inner;
+      for (std::int64_t k = 0; k < inner; ++k) o.f[base + k] = x.f[base + k] * s + sh;
+    }
+  return {o};
+}
+
+std::vector<OnnxTensor> global_avg_pool(const Call& c) {
+  const OnnxTensor& x = c.input(0);
+  if (x.dtype != DType::f32 || x.shape.size() < 3) c.fail("GlobalAveragePool needs a float [N, C, spatial...] input");
+  Shape out{x.shape[0], x.shape[1]};
+  for (std::size_t d = 2; d < x.shape.size(); ++d) out.push_back(1);
+  OnnxTensor o = make(DType::f32, out, x.has_data);
+  if (!x.has_data) return {o};
+  const std::int64_t rows = x.shape[0] * x.shape[1], inner = numel(x.shape) / std::max<std::int64_t>(1, rows);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    double s = 0.0;
+    for (std::int64_t k = 0; k < inner; ++k) s += x.f[r * inner + k];
+    o.f[r] = static_cast<float>(s / double(inner));
+  }
+  return {o};
+}
+
+// Pad, mode constant only; pads from the attribute (opset < 11) or the second input (11+).
+std::vector<OnnxTensor> pad(const Call& c) {
+  const OnnxTensor& x = c.input(0);
+  const std::string mode = c.n.attr_string("mode", "constant");
+  if (mode != "constant") c.fail("Pad mode '" + mode + "' is not supported (constant only)");
+  const std::int64_t rank = static_cast<std::int64_t>(x.shape.size());
+  Shape pads;
+  float value = 0.0f;
+  if (c.ec.opset < 11) {
+    const auto* a = c.n.attr_ints("pads");
+    if (!a) c.fail("missing pads attribute");
+    pads = *a;
+    value = c.n.attr_float("value", 0.0f);
+  } else {
+    pads = c.ints(1, "pads");
+    if (const OnnxTensor* v = c.opt(2)) {
+      if (!v->has_data || numel(v->shape) != 1) c.fail("constant_value must be a known scalar");
+      value = static_cast<float>(v->as_double(0));
+    }
+    if (c.opt(3)) c.fail("Pad with an axes input is not supported");
+  }
+  if (static_cast<std::int64_t>(pads.size()) != 2 * rank) c.fail("pads has " + std::to_string(pads.size()) + " values for rank " + std::to_string(rank));
+  Shape out(x.shape);
+  for (std::int64_t d = 0; d < rank; ++d) {
+    if (pads[d] < 0 || pads[d + rank] < 0) c.fail("negative pads (cropping) are not supported");
+    out[d] += pads[d] + pads[d + rank];
+  }
+  OnnxTensor o = make(x.dtype, out, x.has_data);
+  if (!x.has_data) return {o};
+  const bool f = x.dtype == DType::f32;
+  if (f) std::fill(o.f.begin(), o.f.end(), value);
+  else std::fill(o.i.begin(), o.i.end(), static_cast<std::int64_t>(value));
+  const Shape ost = strides_of(out);
+  std::int64_t off = 0;
+  for (std::int64_t d = 0; d < rank; ++d) off += pads[d] * ost[d];
+  for_each_strided<1>(x.shape, {ost}, {off}, [&](std::int64_t k, const std::array<std::int64_t, 1>& idx) {
+    if (f) o.f[idx[0]] = x.f[k];
+    else o.i[idx[0]] = x.i[k];
+  });
   return {o};
 }
 
@@ -617,6 +712,9 @@ std::vector<OnnxTensor> reshape(const Call& c) {
       continue;
     }
     if (v < 0) c.fail("invalid shape " + shape_str(spec));
+    // Checked: the target shape comes from the file (found by tests/fuzz/fuzz_onnx.cpp).
+    if (v != 0 && known > std::numeric_limits<std::int64_t>::max() / v)
+      c.fail("shape " + shape_str(spec) + " has too many elements");
     out[d] = v;
     known *= v;
   }
@@ -1042,9 +1140,17 @@ std::vector<OnnxTensor> dropout(const Call& c) {
 }  // namespace
 
 // -----------------------------------------------------------------------------------------------------------
+std::int64_t max_tensor_elements = std::int64_t(1) << 28;
+
 std::int64_t shape_numel(const std::vector<std::int64_t>& s) {
   std::int64_t n = 1;
-  for (std::int64_t d : s) n *= d;
+  for (std::int64_t d : s) {
+    if (d < 0) throw ShapeError("shape " + shape_str(s) + " has a negative dimension");
+    if (d != 0 && n > max_tensor_elements / d)
+      throw ShapeError("shape " + shape_str(s) + " has more than " + std::to_string(max_tensor_elements) +
+                       " elements (the limit for one tensor)");
+    n *= d;
+  }
   return n;
 }
 
@@ -1067,8 +1173,9 @@ bool op_supported(const std::string& op) {
 
 const std::vector<std::string>& supported_op_list() { return kSupported; }
 
-std::vector<OnnxTensor> eval_op(const OnnxNode& n, const std::vector<const OnnxTensor*>& inputs,
-                                const EvalContext& ctx) {
+namespace {
+std::vector<OnnxTensor> eval_op_unchecked(const OnnxNode& n, const std::vector<const OnnxTensor*>& inputs,
+                                          const EvalContext& ctx) {
   const Call c{n, inputs, ctx};
   const std::string& op = n.op_type;
   std::vector<OnnxTensor> out;
@@ -1079,6 +1186,9 @@ std::vector<OnnxTensor> eval_op(const OnnxNode& n, const std::vector<const OnnxT
   else if (op == "MatMul") out = matmul(c);
   else if (op == "Gemm") out = gemm(c);
   else if (op == "Conv") out = conv(c);
+  else if (op == "BatchNormalization") out = batch_norm(c);
+  else if (op == "GlobalAveragePool") out = global_avg_pool(c);
+  else if (op == "Pad") out = pad(c);
   else if (op == "Softmax") out = softmax(c);
   else if (op == "ReduceMean") out = reduce_mean(c);
   else if (op == "LayerNormalization") out = layer_norm(c);
@@ -1106,6 +1216,20 @@ std::vector<OnnxTensor> eval_op(const OnnxNode& n, const std::vector<const OnnxT
   }
   if (out.size() > n.outputs.size()) out.resize(n.outputs.size());
   return out;
+}
+}  // namespace
+
+// Every tensor an op creates, with or without data, has a size shape_numel accepts: sizes computed
+// from shapes never overflow, and a graph cannot ask for more memory than one tensor may hold.
+std::vector<OnnxTensor> eval_op(const OnnxNode& n, const std::vector<const OnnxTensor*>& inputs,
+                                const EvalContext& ctx) {
+  try {
+    std::vector<OnnxTensor> out = eval_op_unchecked(n, inputs, ctx);
+    for (const OnnxTensor& t : out) shape_numel(t.shape);
+    return out;
+  } catch (const ShapeError& e) {
+    throw PackError(ctx.file, n.label(), e.what());
+  }
 }
 
 }  // namespace vitcc::pack::detail

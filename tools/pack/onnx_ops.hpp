@@ -1,6 +1,7 @@
 // Internal to vitcc-pack: ONNX operator semantics shared by constant folding, shape propagation and the
 // reference interpreter (OnnxGraph::run).
 #pragma once
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,13 @@ std::vector<OnnxTensor> eval_op(const OnnxNode& n, const std::vector<const OnnxT
 // Broadcast result of two shapes (numpy rules); throws std::invalid_argument when incompatible.
 std::vector<std::int64_t> broadcast_shapes(const std::vector<std::int64_t>& a, const std::vector<std::int64_t>& b);
 
+// Element count of a shape. Throws ShapeError for a negative dimension or more than
+// max_tensor_elements elements (2^28 by default, 1 GiB as float32: far above any ViT tensor; the
+// fuzz targets lower it), so that no size computed from a shape can overflow.
+struct ShapeError : std::length_error {
+  using std::length_error::length_error;
+};
+extern std::int64_t max_tensor_elements;
 std::int64_t shape_numel(const std::vector<std::int64_t>& s);
 
 }  // namespace vitcc::pack::detail

@@ -37,6 +37,7 @@ struct PackedModel {
 };
 
 PackedModel pack_vit(const OnnxGraph& graph);
+PackedModel pack_efficientvit(const OnnxGraph& graph);
 
 // Recognises the graph's architecture and packs it; refuses, naming the node, what it cannot.
 PackedModel pack_model(const OnnxGraph& graph);

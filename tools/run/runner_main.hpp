@@ -6,8 +6,9 @@
 //
 // IN.raw holds IMAGES float32 CHW images; OUT.raw receives IMAGES outputs. The runner maps the blob
 // read-only (weights are used in place), checks it, binds it, and runs forward() once per image
-// (REPEAT times when timing; the median is printed). THREADS > 1 runs different images on different
-// threads, each with its own workspace; one image always runs on one thread.
+// (REPEAT times when timing; the median, min, max and every run's time are printed). THREADS > 1
+// runs each image on THREADS threads (intra-op: a vitcc::ThreadPool spreads every kernel's tasks),
+// one image after another; the output is the same bit for bit as with one thread.
 #pragma once
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -20,9 +21,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <thread>
 #include <vector>
 
+#include "vitcc/core/thread_pool.hpp"
 #include "vitcc/io/blob_reader.hpp"
 
 namespace vitcc::runner {
@@ -47,7 +48,7 @@ int main(int argc, char** argv) {
   const std::uint64_t config_hash = std::strtoull(argv[3], nullptr, 16);
   const std::size_t images = std::strtoull(argv[6], nullptr, 10);
   const std::size_t repeat = std::max<std::size_t>(1, std::strtoull(argv[7], nullptr, 10));
-  const std::size_t threads = std::max<std::size_t>(1, std::min<std::size_t>(images, std::strtoull(argv[8], nullptr, 10)));
+  const std::size_t threads = std::max<std::size_t>(1, std::strtoull(argv[8], nullptr, 10));
   if (config_hash != Cfg::config_hash) {
     std::fprintf(stderr, "runner: compiled for config %016llx, asked to run %016llx\n",
                  static_cast<unsigned long long>(Cfg::config_hash), static_cast<unsigned long long>(config_hash));
@@ -80,42 +81,39 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s: expected %zu float32 values\n", argv[4], in.size());
     return 3;
   }
-  std::vector<std::vector<double>> times(threads);
-  auto work = [&](std::size_t t) {
-    void* ws = std::aligned_alloc(Model::workspace_alignment,
-                                  (Model::workspace_bytes + Model::workspace_alignment - 1) /
-                                      Model::workspace_alignment * Model::workspace_alignment);
-    for (std::size_t i = t; i < images; i += threads) {
-      const float* x = in.data() + i * Model::input_floats;
-      float* y = out.data() + i * Model::output_floats;
-      if (repeat > 1) model.forward(x, y, ws);  // warm-up
-      for (std::size_t r = 0; r < repeat; ++r) {
-        const auto t0 = std::chrono::steady_clock::now();
-        model.forward(x, y, ws);
-        const auto t1 = std::chrono::steady_clock::now();
-        times[t].push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-      }
+  std::vector<double> all;
+  all.reserve(images * repeat);
+  vitcc::ThreadPool pool(threads);
+  const vitcc::Executor executor = pool.executor();
+  const vitcc::Executor* ex = threads > 1 ? &executor : nullptr;
+  const std::size_t ws_bytes = Model::workspace_bytes_for(threads);
+  void* ws = std::aligned_alloc(Model::workspace_alignment,
+                                (ws_bytes + Model::workspace_alignment - 1) / Model::workspace_alignment *
+                                    Model::workspace_alignment);
+  for (std::size_t i = 0; i < images; ++i) {
+    const float* x = in.data() + i * Model::input_floats;
+    float* y = out.data() + i * Model::output_floats;
+    if (repeat > 1) model.forward(x, y, ws, ex);  // warm-up
+    for (std::size_t r = 0; r < repeat; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      model.forward(x, y, ws, ex);
+      const auto t1 = std::chrono::steady_clock::now();
+      all.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
     }
-    std::free(ws);
-  };
-  if (threads == 1) {
-    work(0);
-  } else {
-    std::vector<std::thread> pool;
-    for (std::size_t t = 0; t < threads; ++t) pool.emplace_back(work, t);
-    for (auto& th : pool) th.join();
   }
+  std::free(ws);
 
   std::FILE* f = std::fopen(argv[5], "wb");
   if (!f || std::fwrite(out.data(), sizeof(float), out.size(), f) != out.size() || std::fclose(f) != 0) {
     std::fprintf(stderr, "%s: cannot write the output\n", argv[5]);
     return 3;
   }
-  std::vector<double> all;
-  for (auto& v : times) all.insert(all.end(), v.begin(), v.end());
+  std::printf("runner: times_ms=");
+  for (std::size_t i = 0; i < all.size(); ++i) std::printf(i ? ",%.4f" : "%.4f", all[i]);
+  std::printf("\n");
   std::sort(all.begin(), all.end());
-  std::printf("runner: forward_runs=%zu median_ms=%.4f min_ms=%.4f max_ms=%.4f workspace_bytes=%zu\n", all.size(),
-              all[all.size() / 2], all.front(), all.back(), Model::workspace_bytes);
+  std::printf("runner: forward_runs=%zu median_ms=%.4f min_ms=%.4f max_ms=%.4f workspace_bytes=%zu threads=%zu\n",
+              all.size(), all[all.size() / 2], all.front(), all.back(), ws_bytes, threads);
   ::munmap(mapped, std::size_t(st.st_size));
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -18,6 +19,37 @@
 #include <unistd.h>
 
 #include "image_preprocess.hpp"
+
+// stb_image 2.27's JPEG Huffman decoder (stbi__jpeg_huff_decode) can turn a malformed bit
+// stream into a table index up to about 65 800 entries out of range and read values[index]
+// (fixed upstream later; found by tests/fuzz/fuzz_image.cpp). stb's allocations therefore come
+// with 96 KiB of zeroed guard bytes on each side, so that such a read stays inside memory this
+// file owns and reads zeros: the image decodes to garbage or is refused, never reads elsewhere.
+namespace vitcc::run::stb_guard {
+constexpr std::size_t kGuard = 96 * 1024, kHeader = 64;
+inline void* allocate(std::size_t n) {
+  auto* block = static_cast<unsigned char*>(std::calloc(1, kHeader + 2 * kGuard + n));
+  if (!block) return nullptr;
+  std::memcpy(block, &n, sizeof n);
+  return block + kHeader + kGuard;
+}
+inline void release(void* p) {
+  if (p) std::free(static_cast<unsigned char*>(p) - kGuard - kHeader);
+}
+inline void* reallocate(void* p, std::size_t n) {
+  void* q = allocate(n);
+  if (q && p) {
+    std::size_t old;
+    std::memcpy(&old, static_cast<unsigned char*>(p) - kGuard - kHeader, sizeof old);
+    std::memcpy(q, p, old < n ? old : n);
+    release(p);
+  }
+  return q;
+}
+}  // namespace vitcc::run::stb_guard
+#define STBI_MALLOC(n) vitcc::run::stb_guard::allocate(n)
+#define STBI_REALLOC(p, n) vitcc::run::stb_guard::reallocate(p, n)
+#define STBI_FREE(p) vitcc::run::stb_guard::release(p)
 
 // stb_image, compiled into this file with internal linkage so it cannot clash with another
 // copy elsewhere in the program.
@@ -52,6 +84,9 @@ namespace vitcc::run {
 namespace {
 
 constexpr std::int64_t kMaxImageSide = 16384;
+// 64 Mpx (192 MiB decoded): more than any camera gives, and a bound on what a small file that
+// claims a huge image (a PNG header costs 33 bytes) can make the decoder allocate.
+constexpr std::int64_t kMaxImagePixels = std::int64_t(1) << 26;
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
   throw std::runtime_error(path + ": " + what);
@@ -343,7 +378,8 @@ Tensor read_npy(const std::string& path, std::int64_t c, std::int64_t h, std::in
 // stb_image accepts a binary PPM/PGM whose pixel data is cut short (it leaves the missing
 // pixels undefined), so check the length here: header "P5"/"P6", width, height, maxval
 // (whitespace and #-comments between), one whitespace byte, then the pixels.
-void check_pnm_length(const std::string& path, const std::vector<unsigned char>& b) {
+// numbers_only: just refuse header numbers stb cannot parse safely (runs before stb sees the file).
+void check_pnm_length(const std::string& path, const std::vector<unsigned char>& b, bool numbers_only = false) {
   if (b.size() < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6')) return;  // stb decides
   std::size_t i = 2;
   std::uint64_t v[3] = {0, 0, 0};
@@ -359,9 +395,13 @@ void check_pnm_length(const std::string& path, const std::vector<unsigned char>&
     if (i >= b.size() || !std::isdigit(b[i])) return;  // malformed: stb reports it
     while (i < b.size() && std::isdigit(b[i])) {
       field = field * 10 + static_cast<unsigned>(b[i++] - '0');
-      if (field > (1u << 30)) return;
+      // stb_image 2.27 parses these into an int without an overflow check (undefined
+      // behaviour; found by tests/fuzz/fuzz_image.cpp), so this runs before stb sees the file.
+      if (field > (1u << 30))
+        fail(path, "cannot decode image: a PNM header number is larger than " + std::to_string(1u << 30));
     }
   }
+  if (numbers_only) return;
   ++i;  // the single whitespace byte before the pixels
   const std::uint64_t channels = b[1] == '6' ? 3 : 1, bytes_per = v[2] > 255 ? 2 : 1;
   const std::uint64_t need = v[0] * v[1] * channels * bytes_per;
@@ -370,6 +410,66 @@ void check_pnm_length(const std::string& path, const std::vector<unsigned char>&
     fail(path, "cannot decode image: truncated PNM, " + std::to_string(v[0]) + "x" +
                    std::to_string(v[1]) + " pixels need " + std::to_string(need) +
                    " bytes of pixel data, found " + std::to_string(have));
+}
+
+// stb_image 2.27 (Debian 12's libstb) builds a JPEG Huffman table from the 16 code counts of a
+// DHT segment without checking that they add up to at most 256, and writes past its 257-entry
+// size array when they do not (found by tests/fuzz/fuzz_image.cpp). Walk the JPEG's segments,
+// including DHT segments between the scans of a progressive JPEG, and refuse such tables first.
+void check_jpeg_huffman_tables(const std::string& path, const std::vector<unsigned char>& b) {
+  // A JPEG to stb: 0xff, any number of 0xff fill bytes, then SOI (0xd8), whatever the extension.
+  if (b.empty() || b[0] != 0xff) return;
+  std::size_t i = 1;
+  while (i < b.size() && b[i] == 0xff) ++i;
+  if (i >= b.size() || b[i] != 0xd8) return;  // not a JPEG: stb decides
+  ++i;
+  while (i + 1 < b.size()) {
+    if (b[i] != 0xff) {  // entropy-coded data between markers
+      ++i;
+      continue;
+    }
+    while (i + 1 < b.size() && b[i + 1] == 0xff) ++i;  // fill bytes
+    if (i + 1 >= b.size()) return;
+    const unsigned char m = b[i + 1];
+    if (m == 0x00 || m == 0x01 || (m >= 0xd0 && m <= 0xd7)) {  // stuffed byte, TEM, RSTn: no length
+      i += 2;
+      continue;
+    }
+    if (m == 0xd9 || i + 3 >= b.size()) return;  // EOI, or cut short (stb reports it)
+    const std::size_t len = std::size_t(b[i + 2]) << 8 | b[i + 3];
+    const std::size_t end = std::min(b.size(), i + 2 + len);
+    if (m == 0xc4) {
+      // As stb reads them: table after table while the segment has bytes left, each table's 17-byte
+      // header read even past the segment's length, and bytes past the end of the file read as 0.
+      std::size_t t = i + 4;
+      while (t < end) {
+        std::size_t codes = 0;
+        for (std::size_t k = t + 1; k <= t + 16 && k < b.size(); ++k) codes += b[k];
+        if (codes > 256)
+          fail(path, "cannot decode image: corrupt JPEG (a Huffman table with " + std::to_string(codes) +
+                         " codes; at most 256 exist)");
+        t += 17 + codes;
+      }
+    }
+    i += 2 + len;
+  }
+}
+
+// stb_image 2.27 passes a null buffer to memcpy when a PNG's first IDAT chunk is empty (undefined
+// behaviour; found by tests/fuzz/fuzz_image.cpp). Encoders never write one: refuse it.
+void check_png_chunks(const std::string& path, const std::vector<unsigned char>& b) {
+  static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (b.size() < 8 || std::memcmp(b.data(), sig, 8) != 0) return;  // not a PNG: stb decides
+  std::size_t i = 8;
+  while (i + 8 <= b.size()) {
+    const std::size_t len = std::size_t(b[i]) << 24 | std::size_t(b[i + 1]) << 16 | std::size_t(b[i + 2]) << 8 | b[i + 3];
+    if (std::memcmp(&b[i + 4], "IDAT", 4) == 0) {
+      if (len == 0) fail(path, "cannot decode image: corrupt PNG (an empty first IDAT chunk)");
+      return;  // the image data has begun
+    }
+    if (len > b.size()) return;  // stb reports it
+    i += 12 + len;
+  }
 }
 
 Tensor read_image(const std::string& path, std::int64_t c, std::int64_t h, std::int64_t w,
@@ -388,12 +488,19 @@ Tensor read_image(const std::string& path, std::int64_t c, std::int64_t h, std::
     fail(path, "image file too large (" + std::to_string(bytes.size()) + " bytes)");
   const int len = static_cast<int>(bytes.size());
 
+  // Before stb reads any of it (stbi_info parses JPEG tables and PNM headers too).
+  check_jpeg_huffman_tables(path, bytes);
+  check_png_chunks(path, bytes);
+  check_pnm_length(path, bytes, /*numbers_only=*/true);
   int iw = 0, ih = 0, comp = 0;
   if (!stbi_info_from_memory(bytes.data(), len, &iw, &ih, &comp))
     fail(path, std::string("cannot decode image: ") + stbi_failure_reason());
   if (iw <= 0 || ih <= 0 || iw > kMaxImageSide || ih > kMaxImageSide)
     fail(path, "image is " + std::to_string(iw) + "x" + std::to_string(ih) +
                    " pixels; at most " + std::to_string(kMaxImageSide) + " per side is accepted");
+  if (std::int64_t(iw) * ih > kMaxImagePixels)
+    fail(path, "image is " + std::to_string(iw) + "x" + std::to_string(ih) + " pixels; at most " +
+                   std::to_string(kMaxImagePixels) + " pixels (64 Mpx) are accepted");
   check_pnm_length(path, bytes);
 
   int dw = 0, dh = 0;

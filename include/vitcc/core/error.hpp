@@ -25,6 +25,7 @@ enum class Errc {
   dtype_mismatch,
   layout_mismatch,
   shape_mismatch,
+  non_finite,         // a weight is NaN or Inf (check_finite, an opt-in check at load)
 };
 
 class Status {

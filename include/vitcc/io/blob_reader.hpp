@@ -47,19 +47,26 @@ class BlobView {
 
 namespace detail {
 
-// Element count implied by dims and layout, or 0 on overflow / bad dims.
+// At most 2^56 elements, so that the byte count (x dtype size <= 8) cannot wrap around 2^64:
+// with 2^62 elements of 4 bytes the byte count would wrap to 0 and a table entry recording
+// 0 bytes would pass as a 2^62-element tensor (found by tests/fuzz/fuzz_blob.cpp's review).
+inline constexpr std::uint64_t max_tensor_elements = std::uint64_t(1) << 56;
+
+// Element count implied by dims and layout, or 0 on overflow / bad dims. In 64-bit arithmetic
+// whatever size_t is (32-bit targets read blobs too).
 inline std::uint64_t tensor_elements(const std::uint64_t* dims, std::uint32_t rank,
                                      blob::Layout layout) noexcept {
   if (layout == blob::Layout::gemm_b16) {
     if (rank != 2 || dims[0] == 0 || dims[1] == 0) return 0;
     const std::uint64_t k = dims[0], n = dims[1];
     if (k > (std::uint64_t(1) << 31) || n > (std::uint64_t(1) << 31)) return 0;
-    return kernels::packed_b_floats(static_cast<std::size_t>(k), static_cast<std::size_t>(n));
+    const std::uint64_t panels = (n + kernels::gemm_nr - 1) / kernels::gemm_nr;  // see packed_b_floats
+    const std::uint64_t elements = panels * kernels::gemm_nr * k;                // < 2^63
+    return elements > max_tensor_elements ? 0 : elements;
   }
   std::uint64_t n = 1;
   for (std::uint32_t i = 0; i < rank; ++i) {
-    if (dims[i] == 0 || dims[i] > (std::uint64_t(1) << 40) || n > (std::uint64_t(1) << 62) / dims[i])
-      return 0;
+    if (dims[i] == 0 || dims[i] > max_tensor_elements || n > max_tensor_elements / dims[i]) return 0;
     n *= dims[i];
   }
   return n;
@@ -191,6 +198,25 @@ inline Status BlobView::open(const void* data, std::size_t bytes, bool verify_ch
     }
   }
   checksum_ = recorded;
+  return Status{};
+}
+
+// Opt-in check at load: every float32 value of every tensor is finite. vitcc-pack refuses to
+// write NaN or Inf weights, and the checksum ties the bytes to what it wrote, so this is for
+// blobs from elsewhere; it costs one more pass over the weights (docs/SECURITY.md).
+inline Status check_finite(const BlobView& blob) noexcept {
+  for (std::uint32_t i = 0; i < blob.tensor_count(); ++i) {
+    const TensorView t = blob.tensor(i);
+    if (t.dtype != blob::DType::f32) continue;
+    const auto* p = static_cast<const unsigned char*>(t.data);
+    for (std::uint64_t k = 0; k < t.bytes / 4; ++k) {
+      std::uint32_t bits;
+      std::memcpy(&bits, p + 4 * k, 4);
+      if ((bits & 0x7f800000u) == 0x7f800000u)  // exponent all ones: Inf or NaN, whatever -ffast-math says
+        return Status::error(Errc::non_finite, "blob: tensor '%.63s' holds %s at element %llu", t.name,
+                             (bits & 0x007fffffu) ? "NaN" : "Inf", static_cast<unsigned long long>(k));
+    }
+  }
   return Status{};
 }
 

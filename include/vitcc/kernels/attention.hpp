@@ -26,15 +26,17 @@
 #pragma once
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 
 #include "vitcc/core/arch.hpp"
 #include "vitcc/core/config.hpp"
+#include "vitcc/core/executor.hpp"
 #include "vitcc/kernels/gemm.hpp"
 #include "vitcc/kernels/ref/attention.hpp"
 
 namespace vitcc::kernels {
 
-// Queries per unit of work: a multiple of every microkernel height (12, 6, 3) so only the last block
+// Queries per unit of work: a multiple of every microkernel height (8, 6, 3) so only the last block
 // of a sequence runs a partial row tile.
 inline constexpr std::size_t attention_block_q = 48;
 // Keys per online-softmax step. 256 covers a whole 224-px ViT sequence (t = 197) in one step, so the
@@ -64,6 +66,30 @@ constexpr std::size_t attention_scratch_floats(std::size_t t, std::size_t head_d
 
 #if !VITCC_DISABLE_SIMD
 namespace detail {
+
+// exp(x) for x <= 0 (a score minus its row's running max). Cody-Waite reduction x = n ln2 + r with
+// |r| <= ln2 / 2, a degree-6 Taylor polynomial in r (truncation < 1.2e-7 relative), and 2^n written
+// straight into the exponent bits: about half the instructions of a general-purpose exp, which matters
+// because attention evaluates t^2 of them per head (1.9 M per head at t = 1370).
+// x below -87 is clamped there: exp(-87) ~ 1.6e-38 is as good as 0 next to the row's own 1.
+template <class Arch>
+VITCC_ALWAYS_INLINE xsimd::batch<float, Arch> exp_nonpositive(xsimd::batch<float, Arch> x) noexcept {
+  using B = xsimd::batch<float, Arch>;
+  using I = xsimd::batch<std::int32_t, Arch>;
+  x = xsimd::max(x, B(-87.0f));
+  const B n = xsimd::nearbyint(x * B(1.44269504088896341f));
+  B r = fmadd<Arch>(n, B(-0.693359375f), x);  // ln2 = 0.693359375 - 2.12194440e-4, the first part exact
+  r = fmadd<Arch>(n, B(2.12194440e-4f), r);
+  B p = B(1.0f / 720.0f);
+  p = fmadd<Arch>(p, r, B(1.0f / 120.0f));
+  p = fmadd<Arch>(p, r, B(1.0f / 24.0f));
+  p = fmadd<Arch>(p, r, B(1.0f / 6.0f));
+  p = fmadd<Arch>(p, r, B(0.5f));
+  p = fmadd<Arch>(p, r, B(1.0f));
+  p = fmadd<Arch>(p, r, B(1.0f));
+  const I e = (xsimd::to_int(n) + I(127)) << 23;
+  return p * xsimd::bitwise_cast<B>(e);
+}
 
 // Step 1: packed = [K_h^T * scale as packed B (head_dim x t) | V_h as packed B (t x head_dim)].
 // Data movement only, t * head_dim per head, so it is plain scalar code for every architecture.
@@ -121,9 +147,17 @@ void attention_query_block(std::size_t t, std::size_t head_dim, const float* qkv
     for (std::size_t i = 0; i < nq; ++i) {
       float* si = s + i * BK;
       const std::size_t body = nk / W * W;
-      B vmax(-INFINITY);
+      // Four independent max and sum chains: a single chain would wait on the latency of every step.
+      B vmax(-INFINITY), m1(-INFINITY), m2(-INFINITY), m3(-INFINITY);
       std::size_t j = 0;
+      for (; j + 4 * W <= body; j += 4 * W) {
+        vmax = xsimd::max(vmax, B::load_aligned(si + j));
+        m1 = xsimd::max(m1, B::load_aligned(si + j + W));
+        m2 = xsimd::max(m2, B::load_aligned(si + j + 2 * W));
+        m3 = xsimd::max(m3, B::load_aligned(si + j + 3 * W));
+      }
       for (; j < body; j += W) vmax = xsimd::max(vmax, B::load_aligned(si + j));
+      vmax = xsimd::max(xsimd::max(vmax, m1), xsimd::max(m2, m3));
       alignas(VITCC_ALIGNMENT) float lanes[W];
       vmax.store_aligned(lanes);
       float blk_max = -INFINITY;
@@ -132,13 +166,27 @@ void attention_query_block(std::size_t t, std::size_t head_dim, const float* qkv
 
       const float m_new = first || blk_max > row_max[i] ? blk_max : row_max[i];
       const B vm(m_new);
-      B vsum(0.0f);
-      for (j = 0; j < body; j += W) {
-        const B p = xsimd::exp(B::load_aligned(si + j) - vm);
+      B vsum(0.0f), s1(0.0f), s2(0.0f), s3(0.0f);
+      for (j = 0; j + 4 * W <= body; j += 4 * W) {
+        const B p0 = exp_nonpositive<Arch>(B::load_aligned(si + j) - vm);
+        const B p1 = exp_nonpositive<Arch>(B::load_aligned(si + j + W) - vm);
+        const B p2 = exp_nonpositive<Arch>(B::load_aligned(si + j + 2 * W) - vm);
+        const B p3 = exp_nonpositive<Arch>(B::load_aligned(si + j + 3 * W) - vm);
+        p0.store_aligned(si + j);
+        p1.store_aligned(si + j + W);
+        p2.store_aligned(si + j + 2 * W);
+        p3.store_aligned(si + j + 3 * W);
+        vsum += p0;
+        s1 += p1;
+        s2 += p2;
+        s3 += p3;
+      }
+      for (; j < body; j += W) {
+        const B p = exp_nonpositive<Arch>(B::load_aligned(si + j) - vm);
         p.store_aligned(si + j);
         vsum += p;
       }
-      float blk_sum = xsimd::hadd(vsum);
+      float blk_sum = xsimd::hadd((vsum + s1) + (s2 + s3));
       for (; j < nk; ++j) {
         si[j] = std::exp(si[j] - m_new);
         blk_sum += si[j];
@@ -187,6 +235,17 @@ void attention_query_block(std::size_t t, std::size_t head_dim, const float* qkv
 }  // namespace detail
 #endif
 
+// Scratch of the parallel attention for `workers` workers: every head packed up front (the packs are
+// shared read-only by the query blocks of their head), then one block scratch per worker. One worker
+// needs only the serial scratch above.
+constexpr std::size_t attention_scratch_floats(std::size_t t, std::size_t head_dim, std::size_t heads,
+                                               std::size_t workers) noexcept {
+  if (workers <= 1) return attention_scratch_floats(t, head_dim);
+  const std::size_t simd = heads * attention_packed_kv_floats(t, head_dim) + workers * attention_block_scratch_floats();
+  const std::size_t scalar = workers * t;
+  return simd > scalar ? simd : scalar;
+}
+
 template <class Arch>
 void attention(std::size_t t, std::size_t heads, std::size_t head_dim, float scale, const float* qkv,
                std::size_t ld_qkv, float* out, std::size_t ld_out, float* scratch) noexcept {
@@ -203,6 +262,42 @@ void attention(std::size_t t, std::size_t heads, std::size_t head_dim, float sca
         detail::attention_query_block<Arch>(t, head_dim, qkv, ld_qkv, h, packed, q0, nq, out, ld_out, block);
       }
     }
+#endif
+  }
+}
+
+// Parallel attention: tasks are heads (packing), then (head, query block) pairs; each query block is
+// computed exactly as in the serial kernel, so the result is the same bit for bit.
+// scratch: attention_scratch_floats(t, head_dim, heads, worker_count(ex)) floats, 64-byte aligned.
+template <class Arch>
+void attention(std::size_t t, std::size_t heads, std::size_t head_dim, float scale, const float* qkv,
+               std::size_t ld_qkv, float* out, std::size_t ld_out, float* scratch, const Executor* ex) noexcept {
+  if (worker_count(ex) == 1) {
+    attention<Arch>(t, heads, head_dim, scale, qkv, ld_qkv, out, ld_out, scratch);
+    return;
+  }
+  if constexpr (is_scalar_arch<Arch>) {
+    // The reference works row by row with one row of scores: tasks are (head, query row) blocks.
+    const std::size_t blocks = (t + attention_block_q - 1) / attention_block_q;
+    parallel_for(ex, heads * blocks, [&](std::size_t task, std::size_t w) {
+      const std::size_t h = task / blocks, q0 = task % blocks * attention_block_q;
+      const std::size_t nq = t - q0 < attention_block_q ? t - q0 : attention_block_q;
+      ref::attention_rows(t, heads, head_dim, scale, qkv, ld_qkv, h, q0, nq, out, ld_out, scratch + w * t);
+    });
+  } else {
+#if !VITCC_DISABLE_SIMD
+    const std::size_t kv = attention_packed_kv_floats(t, head_dim);
+    float* blocks_scratch = scratch + heads * kv;
+    parallel_for(ex, heads, [&](std::size_t h, std::size_t) {
+      detail::attention_pack_head(t, heads, head_dim, scale, qkv, ld_qkv, h, scratch + h * kv);
+    });
+    const std::size_t blocks = (t + attention_block_q - 1) / attention_block_q;
+    parallel_for(ex, heads * blocks, [&](std::size_t task, std::size_t w) {
+      const std::size_t h = task / blocks, q0 = task % blocks * attention_block_q;
+      const std::size_t nq = t - q0 < attention_block_q ? t - q0 : attention_block_q;
+      detail::attention_query_block<Arch>(t, head_dim, qkv, ld_qkv, h, scratch + h * kv, q0, nq, out, ld_out,
+                                          blocks_scratch + w * attention_block_scratch_floats());
+    });
 #endif
   }
 }

@@ -10,6 +10,7 @@
 
 #include "vitcc/core/arch.hpp"
 #include "vitcc/core/config.hpp"
+#include "vitcc/core/executor.hpp"
 #include "vitcc/kernels/ref/layer_norm.hpp"
 
 namespace vitcc::kernels {
@@ -73,6 +74,24 @@ void layer_norm(std::size_t rows, std::size_t d, const float* x, std::size_t ldx
     }
 #endif
   }
+}
+
+// Parallel LayerNorm: tasks are blocks of layer_norm_task_rows rows; rows are independent, so the
+// result is the serial one bit for bit.
+inline constexpr std::size_t layer_norm_task_rows = 16;
+
+template <class Arch>
+void layer_norm(std::size_t rows, std::size_t d, const float* x, std::size_t ldx, const float* gamma,
+                const float* beta, float eps, float* y, std::size_t ldy, const Executor* ex) noexcept {
+  if (worker_count(ex) == 1) {
+    layer_norm<Arch>(rows, d, x, ldx, gamma, beta, eps, y, ldy);
+    return;
+  }
+  parallel_for(ex, (rows + layer_norm_task_rows - 1) / layer_norm_task_rows, [&](std::size_t t, std::size_t) {
+    const std::size_t r0 = t * layer_norm_task_rows;
+    const std::size_t n = rows - r0 < layer_norm_task_rows ? rows - r0 : layer_norm_task_rows;
+    layer_norm<Arch>(n, d, x + r0 * ldx, ldx, gamma, beta, eps, y + r0 * ldy, ldy);
+  });
 }
 
 }  // namespace vitcc::kernels

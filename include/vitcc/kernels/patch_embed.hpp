@@ -16,17 +16,48 @@
 
 #include "vitcc/core/arch.hpp"
 #include "vitcc/core/config.hpp"
+#include "vitcc/core/executor.hpp"
 #include "vitcc/kernels/gemm.hpp"
 #include "vitcc/kernels/ref/patch_embed.hpp"
 
 namespace vitcc::kernels {
 
-// Patches gathered per GEMM call: a multiple of every microkernel height (12, 6, 3).
+// Patches gathered per GEMM call: a multiple of every microkernel height (8, 6, 3).
 inline constexpr std::size_t patch_embed_rows = 48;
 
 constexpr std::size_t patch_embed_scratch_floats(std::size_t c, std::size_t p) noexcept {
   return patch_embed_rows * ((c * p * p + 15) / 16 * 16);
 }
+
+#if !VITCC_DISABLE_SIMD
+namespace detail {
+// Patches group * patch_embed_rows .. + patch_embed_rows - 1: gather them into scratch (one group's
+// worth), then one GEMM against the packed weight.
+template <class Arch>
+void patch_embed_group(std::size_t group, const float* image, std::size_t c, std::size_t h, std::size_t w,
+                       std::size_t p, const float* packed_w, std::size_t d, const float* add, std::size_t ld_add,
+                       float* out, std::size_t ld_out, float* scratch) noexcept {
+  const std::size_t gw = w / p, patches = (h / p) * gw, k = c * p * p;
+  // Rows padded to 16 floats keep every gathered patch 64-byte aligned.
+  const std::size_t lda = (k + 15) / 16 * 16;
+  const std::size_t r0 = group * patch_embed_rows;
+  const std::size_t rows = patches - r0 < patch_embed_rows ? patches - r0 : patch_embed_rows;
+  for (std::size_t i = 0; i < rows; ++i) {
+    const std::size_t gy = (r0 + i) / gw, gx = (r0 + i) % gw;
+    float* dst = scratch + i * lda;
+    for (std::size_t ch = 0; ch < c; ++ch)
+      for (std::size_t ky = 0; ky < p; ++ky) {
+        const float* src = image + (ch * h + gy * p + ky) * w + gx * p;
+        for (std::size_t kx = 0; kx < p; ++kx) dst[(ch * p + ky) * p + kx] = src[kx];
+      }
+  }
+  GemmEpilogue ep;
+  ep.add = add + r0 * ld_add;
+  ep.ld_add = ld_add;
+  gemm_panels<Arch>(rows, d, k, scratch, lda, packed_w, k * gemm_nr, out + r0 * ld_out, ld_out, ep);
+}
+}  // namespace detail
+#endif
 
 template <class Arch>
 void patch_embed(const float* image, std::size_t c, std::size_t h, std::size_t w, std::size_t p,
@@ -37,25 +68,34 @@ void patch_embed(const float* image, std::size_t c, std::size_t h, std::size_t w
     ref::patch_embed(image, c, h, w, p, packed_w, d, add, ld_add, out, ld_out);
   } else {
 #if !VITCC_DISABLE_SIMD
-    const std::size_t gw = w / p, patches = (h / p) * gw, k = c * p * p;
-    // Rows padded to 16 floats keep every gathered patch 64-byte aligned.
-    const std::size_t lda = (k + 15) / 16 * 16;
-    for (std::size_t r0 = 0; r0 < patches; r0 += patch_embed_rows) {
-      const std::size_t rows = patches - r0 < patch_embed_rows ? patches - r0 : patch_embed_rows;
-      for (std::size_t i = 0; i < rows; ++i) {
-        const std::size_t gy = (r0 + i) / gw, gx = (r0 + i) % gw;
-        float* dst = scratch + i * lda;
-        for (std::size_t ch = 0; ch < c; ++ch)
-          for (std::size_t ky = 0; ky < p; ++ky) {
-            const float* src = image + (ch * h + gy * p + ky) * w + gx * p;
-            for (std::size_t kx = 0; kx < p; ++kx) dst[(ch * p + ky) * p + kx] = src[kx];
-          }
-      }
-      GemmEpilogue ep;
-      ep.add = add + r0 * ld_add;
-      ep.ld_add = ld_add;
-      detail::gemm_panels<Arch>(rows, d, k, scratch, lda, packed_w, k * gemm_nr, out + r0 * ld_out, ld_out, ep);
+    const std::size_t patches = (h / p) * (w / p);
+    for (std::size_t r0 = 0; r0 < patches; r0 += patch_embed_rows)
+      detail::patch_embed_group<Arch>(r0 / patch_embed_rows, image, c, h, w, p, packed_w, d, add, ld_add, out, ld_out,
+                                      scratch);
+#endif
+  }
+}
+
+// Parallel patch embedding: tasks are groups of patch_embed_rows patches, each gathered into its
+// worker's slice of scratch: patch_embed_scratch_floats(c, p) * worker_count(ex) floats.
+template <class Arch>
+void patch_embed(const float* image, std::size_t c, std::size_t h, std::size_t w, std::size_t p,
+                 const float* packed_w, std::size_t d, const float* add, std::size_t ld_add, float* out,
+                 std::size_t ld_out, float* scratch, const Executor* ex) noexcept {
+  if constexpr (is_scalar_arch<Arch>) {
+    (void)ex;
+    patch_embed<Arch>(image, c, h, w, p, packed_w, d, add, ld_add, out, ld_out, scratch);
+  } else {
+#if !VITCC_DISABLE_SIMD
+    if (worker_count(ex) == 1) {
+      patch_embed<Arch>(image, c, h, w, p, packed_w, d, add, ld_add, out, ld_out, scratch);
+      return;
     }
+    const std::size_t patches = (h / p) * (w / p);
+    const std::size_t slice = patch_embed_scratch_floats(c, p);
+    parallel_for(ex, (patches + patch_embed_rows - 1) / patch_embed_rows, [&](std::size_t g, std::size_t wk) {
+      detail::patch_embed_group<Arch>(g, image, c, h, w, p, packed_w, d, add, ld_add, out, ld_out, scratch + wk * slice);
+    });
 #endif
   }
 }

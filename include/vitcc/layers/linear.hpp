@@ -23,6 +23,19 @@ struct Linear {
     ep.ld_add = ld_add;
     kernels::gemm<Arch>(rows, out, in, x, ldx, weight, y, ldy, ep);
   }
+
+  // The same, its tiles spread over the workers of `ex` (null: the calling thread).
+  template <class Arch>
+  void apply(const Executor* ex, std::size_t rows, std::size_t in, std::size_t out, const float* x, std::size_t ldx,
+             float* y, std::size_t ldy, kernels::Activation act = kernels::Activation::none,
+             const float* add = nullptr, std::size_t ld_add = 0) const noexcept {
+    kernels::GemmEpilogue ep;
+    ep.bias = bias;
+    ep.act = act;
+    ep.add = add;
+    ep.ld_add = ld_add;
+    kernels::gemm<Arch>(rows, out, in, x, ldx, weight, y, ldy, ep, ex);
+  }
 };
 
 struct Norm {

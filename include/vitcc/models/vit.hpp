@@ -19,6 +19,7 @@
 #include "vitcc/core/aligned.hpp"
 #include "vitcc/core/arch.hpp"
 #include "vitcc/core/error.hpp"
+#include "vitcc/core/executor.hpp"
 #include "vitcc/io/bind.hpp"
 #include "vitcc/io/blob_reader.hpp"
 #include "vitcc/kernels/attention.hpp"
@@ -57,12 +58,19 @@ struct VitDims {
   }
 
   // Workspace floats: residual stream, normalised stream, qkv/mlp hidden, kernel scratch, pooling.
-  constexpr std::size_t workspace_floats() const noexcept {
+  // Only the kernel scratch grows with the number of workers of an executor.
+  constexpr std::size_t workspace_floats(std::size_t workers = 1) const noexcept {
     const std::size_t wide = 3 * d > hidden ? 3 * d : hidden;
-    const std::size_t a = kernels::attention_scratch_floats(tokens, hd);
-    const std::size_t pe = kernels::patch_embed_scratch_floats(c, p);
-    return align_floats(tokens * d) * 2 + align_floats(tokens * wide) + align_floats(a > pe ? a : pe) +
+    return align_floats(tokens * d) * 2 + align_floats(tokens * wide) + align_floats(scratch_floats(workers)) +
            align_floats(d) * 2;
+  }
+
+  // Kernel scratch (attention or patch embedding, never both at once) for `workers` workers.
+  constexpr std::size_t scratch_floats(std::size_t workers = 1) const noexcept {
+    const std::size_t w = workers < 1 ? 1 : workers;
+    const std::size_t a = kernels::attention_scratch_floats(tokens, hd, heads, w);
+    const std::size_t pe = w * kernels::patch_embed_scratch_floats(c, p);
+    return a > pe ? a : pe;
   }
 };
 
@@ -120,10 +128,12 @@ Status bind_vit(const C& cfg, const BlobView& blob, VitWeights& w, VitBlockWeigh
 }
 
 // The forward pass for one image: CHW `image` in, `out` (v.out floats) out. `ws` is 64-byte aligned
-// with v.workspace_floats() floats. Allocates nothing, throws nothing.
+// with v.workspace_floats(worker_count(ex)) floats. Allocates nothing, throws nothing. With an
+// executor every kernel spreads its fixed list of tasks over the workers; the result is the same bit
+// for bit as without one (core/executor.hpp).
 template <class Arch, class C>
 void vit_forward(const C& cfg, const VitWeights& w, const VitBlockWeights* blocks, const float* image,
-                 float* out, float* ws) noexcept {
+                 float* out, float* ws, const Executor* ex = nullptr) noexcept {
   using kernels::Activation;
   const VitDims v = VitDims::of(cfg);
   const std::size_t T = v.tokens, D = v.d, H = v.hidden;
@@ -133,33 +143,31 @@ void vit_forward(const C& cfg, const VitWeights& w, const VitBlockWeights* block
   float* xn = x + align_floats(T * D);          // [T, D] normalised tokens, then attention output
   float* big = xn + align_floats(T * D);        // [T, 3D] qkv, then [T, H] MLP hidden
   float* scratch = big + align_floats(T * wide);
-  const std::size_t a = kernels::attention_scratch_floats(T, v.hd);
-  const std::size_t pe = kernels::patch_embed_scratch_floats(v.c, v.p);
-  float* pooled = scratch + align_floats(a > pe ? a : pe);  // [D]
+  float* pooled = scratch + align_floats(v.scratch_floats(worker_count(ex)));  // [D]
   float* pooled_norm = pooled + align_floats(D);            // [D]
 
   // Tokens: prefix rows are constants; patch rows = conv(image) + conv bias + pos_embed.
   if (v.prefix > 0) std::memcpy(x, w.prefix_tokens, v.prefix * D * sizeof(float));
   kernels::patch_embed<Arch>(image, v.c, v.h, v.w, v.p, w.patch_weight, D, w.patch_pos_bias, D,
-                             x + v.prefix * D, D, scratch);
+                             x + v.prefix * D, D, scratch, ex);
 
   for (std::size_t i = 0; i < v.depth; ++i) {
     const VitBlockWeights& b = blocks[i];
     // x = x + ls1 * proj(attention(norm1(x)))
-    kernels::layer_norm<Arch>(T, D, x, D, b.norm1.weight, b.norm1.bias, cfg.ln_eps, xn, D);
-    b.qkv.template apply<Arch>(T, D, 3 * D, xn, D, big, 3 * D);
-    kernels::attention<Arch>(T, v.heads, v.hd, cfg.attn_scale, big, 3 * D, xn, D, scratch);
-    b.proj.template apply<Arch>(T, D, D, xn, D, x, D, Activation::none, x, D);
+    kernels::layer_norm<Arch>(T, D, x, D, b.norm1.weight, b.norm1.bias, cfg.ln_eps, xn, D, ex);
+    b.qkv.template apply<Arch>(ex, T, D, 3 * D, xn, D, big, 3 * D);
+    kernels::attention<Arch>(T, v.heads, v.hd, cfg.attn_scale, big, 3 * D, xn, D, scratch, ex);
+    b.proj.template apply<Arch>(ex, T, D, D, xn, D, x, D, Activation::none, x, D);
     // x = x + ls2 * fc2(gelu(fc1(norm2(x))))
-    kernels::layer_norm<Arch>(T, D, x, D, b.norm2.weight, b.norm2.bias, cfg.ln_eps, xn, D);
-    b.fc1.template apply<Arch>(T, D, H, xn, D, big, H, Activation::gelu_erf);
-    b.fc2.template apply<Arch>(T, H, D, big, H, x, D, Activation::none, x, D);
+    kernels::layer_norm<Arch>(T, D, x, D, b.norm2.weight, b.norm2.bias, cfg.ln_eps, xn, D, ex);
+    b.fc1.template apply<Arch>(ex, T, D, H, xn, D, big, H, Activation::gelu_erf);
+    b.fc2.template apply<Arch>(ex, T, H, D, big, H, x, D, Activation::none, x, D);
   }
 
   // Final norm over the rows the output needs.
   const float* feats = x;
   if (cfg.output == VitOutput::tokens) {
-    if (cfg.final_norm) kernels::layer_norm<Arch>(T, D, x, D, w.norm.weight, w.norm.bias, cfg.ln_eps, out, D);
+    if (cfg.final_norm) kernels::layer_norm<Arch>(T, D, x, D, w.norm.weight, w.norm.bias, cfg.ln_eps, out, D, ex);
     else std::memcpy(out, x, T * D * sizeof(float));
     return;
   }
@@ -181,7 +189,7 @@ void vit_forward(const C& cfg, const VitWeights& w, const VitBlockWeights* block
     std::memcpy(out, f, D * sizeof(float));
     return;
   }
-  w.head.template apply<Arch>(1, D, v.classes, f, D, out, v.classes);
+  w.head.template apply<Arch>(ex, 1, D, v.classes, f, D, out, v.classes);
 }
 
 }  // namespace detail
@@ -203,6 +211,10 @@ class Vit {
   static constexpr std::size_t input_floats = dims.c * dims.h * dims.w;   // one CHW image
   static constexpr std::size_t output_floats = dims.out;
   static constexpr std::size_t workspace_bytes = dims.workspace_floats() * sizeof(float);
+  // Workspace for a forward pass run by an executor with `workers` workers (workspace_bytes for 1).
+  static constexpr std::size_t workspace_bytes_for(std::size_t workers) noexcept {
+    return dims.workspace_floats(workers) * sizeof(float);
+  }
   static constexpr std::size_t workspace_alignment = alignment;
 
   // Binds the weights of `blob` (already opened), refusing a blob whose checksum is not
@@ -224,6 +236,14 @@ class Vit {
   // output: output_floats floats. workspace: workspace_bytes, 64-byte aligned, owned by the caller.
   void forward(const float* image, float* output, void* workspace) const noexcept {
     detail::vit_forward<Arch>(Cfg{}, weights_, blocks_.data(), image, output, static_cast<float*>(workspace));
+  }
+
+  // The same, with every kernel's tasks spread over the workers of `executor` (null: this thread).
+  // workspace: workspace_bytes_for(worker_count(executor)). The output is identical bit for bit to
+  // the single-threaded one.
+  void forward(const float* image, float* output, void* workspace, const Executor* executor) const noexcept {
+    detail::vit_forward<Arch>(Cfg{}, weights_, blocks_.data(), image, output, static_cast<float*>(workspace),
+                              executor);
   }
 
  private:
