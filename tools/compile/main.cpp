@@ -30,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../common/names.hpp"
+#include "../common/process.hpp"
 
 namespace fs = std::filesystem;
 
@@ -56,34 +57,6 @@ std::vector<std::string> words(const std::string& s) {
 std::string from_env(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
   return v && *v ? std::string(v) : fallback;
-}
-
-int run(const std::vector<std::string>& args, std::string& log) {
-  int fds[2];
-  if (::pipe(fds) != 0) throw Failure(std::string("pipe: ") + std::strerror(errno));
-  const pid_t pid = ::fork();
-  if (pid < 0) throw Failure(std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    ::dup2(fds[1], 1);
-    ::dup2(fds[1], 2);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    std::vector<char*> c;
-    for (const auto& a : args) c.push_back(const_cast<char*>(a.c_str()));
-    c.push_back(nullptr);
-    ::execvp(c[0], c.data());
-    std::fprintf(stderr, "cannot run %s: %s\n", c[0], std::strerror(errno));
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
-    if (n > 0) log.append(buf, std::size_t(n));
-  ::close(fds[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
 void write_text(const fs::path& p, const std::string& text) {
@@ -257,12 +230,12 @@ int main(int argc, char** argv) {
     cmd.insert(cmd.end(), {"-fno-exceptions", "-fno-rtti", "-fno-threadsafe-statics", "-I" + include_dir().string(),
                            "-c", src.string(), "-o", obj.string()});
     std::string log;
-    if (run(cmd, log) != 0) throw Failure("compiling " + src.string() + " with " + cxx + " failed:\n" + log);
+    if (vitcc::tools::run_process(cmd, log) != 0) throw Failure("compiling " + src.string() + " with " + cxx + " failed:\n" + log);
     fs::remove(tmp_lib, ec);
     std::vector<std::string> ar_cmd = words(ar);
     ar_cmd.insert(ar_cmd.end(), {"rcs", tmp_lib.string(), obj.string()});
     log.clear();
-    if (run(ar_cmd, log) != 0) throw Failure("archiving " + obj.string() + " with " + ar + " failed:\n" + log);
+    if (vitcc::tools::run_process(ar_cmd, log) != 0) throw Failure("archiving " + obj.string() + " with " + ar + " failed:\n" + log);
     fs::rename(tmp_lib, lib, ec);
     if (ec) throw Failure(lib.string() + ": cannot move into place: " + ec.message());
     fs::remove(obj, ec);
@@ -272,7 +245,7 @@ int main(int argc, char** argv) {
                 lib.string().c_str(), cfg.at("architecture").get<std::string>().c_str(), ws_bytes);
     return 0;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "vitcc-compile: error: %s\n", e.what());
+    std::fprintf(stderr, "vitcc-compile: error: %s\n", vitcc::tools::one_line(e.what()).c_str());
     return 1;
   }
 }

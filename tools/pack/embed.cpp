@@ -1,6 +1,8 @@
 // See embed.hpp.
 #include "embed.hpp"
 
+#include "../common/process.hpp"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,35 +39,6 @@ std::vector<std::string> words(const std::string& s) {
   std::string w;
   while (ss >> w) out.push_back(w);
   return out;
-}
-
-// Runs argv; returns its exit status, with its output (stdout and stderr) in `log`.
-int run(const std::vector<std::string>& args, std::string& log) {
-  int fds[2];
-  if (::pipe(fds) != 0) throw PackError(std::string("pipe: ") + std::strerror(errno));
-  const pid_t pid = ::fork();
-  if (pid < 0) throw PackError(std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    ::dup2(fds[1], 1);
-    ::dup2(fds[1], 2);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    std::vector<char*> c;
-    for (const auto& a : args) c.push_back(const_cast<char*>(a.c_str()));
-    c.push_back(nullptr);
-    ::execvp(c[0], c.data());
-    std::fprintf(stderr, "cannot run %s: %s\n", c[0], std::strerror(errno));
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
-    if (n > 0) log.append(buf, std::size_t(n));
-  ::close(fds[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
 }  // namespace
@@ -144,7 +117,7 @@ std::string emit_object(const EmbedRequest& r, std::size_t blob_bytes) {
   if (cmd.empty()) throw PackError("--object-cc: empty command");
   cmd.insert(cmd.end(), {"-c", "-x", "assembler", asm_path, "-Wa,-I," + r.out_dir, "-o", tmp});
   std::string log;
-  const int rc = run(cmd, log);
+  const int rc = tools::run_process(cmd, log);
   if (rc != 0) {
     std::remove(tmp.c_str());
     throw PackError(asm_path + ": assembling the weight object with '" + cc + "' failed (exit " +

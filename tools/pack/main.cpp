@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../common/names.hpp"
+#include "../common/process.hpp"
 #include "../common/self_check.hpp"
 #include "artifacts.hpp"
 #include "embed.hpp"
@@ -235,16 +236,7 @@ int main(int argc, char** argv) {
     return 0;
   } catch (const std::exception& e) {
     // One line on stderr, whatever the message holds (some come from the ONNX library).
-    std::string line;
-    for (const char* c = e.what(); *c; ++c) {
-      if (*c == '\n' || *c == '\r' || *c == '\t') {
-        if (!line.empty() && line.back() != ' ') line += ' ';
-      } else {
-        line += *c;
-      }
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    std::fprintf(stderr, "vitcc-pack: error: %s\n", line.c_str());
+    std::fprintf(stderr, "vitcc-pack: error: %s\n", tools::one_line(e.what()).c_str());
     return 1;
   }
 }

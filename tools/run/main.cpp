@@ -27,6 +27,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../common/names.hpp"
+#include "../common/process.hpp"
 #include "../common/self_check.hpp"
 #include "config.hpp"
 #include "image_preprocess.hpp"
@@ -35,6 +36,7 @@
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using vitcc::tools::run_process;
 
 namespace {
 
@@ -89,36 +91,6 @@ Options parse(int argc, char** argv) {
   if (!o.check && (o.input.empty() || o.output.empty()))
     throw Failure("need --input and --output, or --check (see vitcc-run --help)");
   return o;
-}
-
-// Runs argv, returning its exit status and what it printed on stdout (stderr passes through, or
-// is captured too when `merge_stderr`).
-int run_process(const std::vector<std::string>& args, std::string& out, bool merge_stderr) {
-  int fds[2];
-  if (::pipe(fds) != 0) throw Failure(std::string("pipe: ") + std::strerror(errno));
-  const pid_t pid = ::fork();
-  if (pid < 0) throw Failure(std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    ::dup2(fds[1], 1);
-    if (merge_stderr) ::dup2(fds[1], 2);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    std::vector<char*> c;
-    for (const auto& s : args) c.push_back(const_cast<char*>(s.c_str()));
-    c.push_back(nullptr);
-    ::execvp(c[0], c.data());
-    std::fprintf(stderr, "cannot run %s: %s\n", c[0], std::strerror(errno));
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
-    if (n > 0) out.append(buf, std::size_t(n));
-  ::close(fds[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
 std::string read_text(const fs::path& p) {
@@ -374,16 +346,7 @@ int main(int argc, char** argv) {
     }
   } catch (const std::exception& e) {
     // One line on stderr, whatever the message holds (compiler logs, the runner's words).
-    std::string line;
-    for (const char* c = e.what(); *c; ++c) {
-      if (*c == '\n' || *c == '\r' || *c == '\t') {
-        if (!line.empty() && line.back() != ' ') line += ' ';
-      } else {
-        line += *c;
-      }
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    std::fprintf(stderr, "vitcc-run: error: %s\n", line.c_str());
+    std::fprintf(stderr, "vitcc-run: error: %s\n", vitcc::tools::one_line(e.what()).c_str());
     return 1;
   }
 }
