@@ -16,12 +16,7 @@ struct Linear {
   void apply(std::size_t rows, std::size_t in, std::size_t out, const float* x, std::size_t ldx,
              float* y, std::size_t ldy, kernels::Activation act = kernels::Activation::none,
              const float* add = nullptr, std::size_t ld_add = 0) const noexcept {
-    kernels::GemmEpilogue ep;
-    ep.bias = bias;
-    ep.act = act;
-    ep.add = add;
-    ep.ld_add = ld_add;
-    kernels::gemm<Arch>(rows, out, in, x, ldx, weight, y, ldy, ep);
+    apply<Arch>(nullptr, rows, in, out, x, ldx, y, ldy, act, add, ld_add);
   }
 
   // The same, its tiles spread over the workers of `ex` (null: the calling thread).
