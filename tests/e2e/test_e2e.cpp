@@ -11,6 +11,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -124,6 +125,19 @@ TEST_CASE("every fixture packs, runs natively and matches PyTorch") {
                 a.max_abs_ref, a.cosine);
     CHECK_MESSAGE(a.max_abs_err <= 1e-4 * std::max(1.0, a.max_abs_ref), name, ": max abs error ", a.max_abs_err);
     CHECK_MESSAGE(a.cosine >= 0.99999, name, ": cosine ", a.cosine);
+
+    // Intra-op threads split every step into tasks fixed by the shapes alone, so three workers (an
+    // uneven split of most task lists) must give the one-thread output bit for bit.
+    const int threads_rc = sh(quote(run) + " " + quote((out / (name + ".json")).string()) + " --input " +
+                                  quote((dir / "input.bin").string()) + " --output " +
+                                  quote((out / "output_t3.bin").string()) + " --threads 3",
+                              log);
+    CHECK_MESSAGE(threads_rc == 0, "vitcc-run --threads 3 failed on ", name, ":\n", log);
+    if (threads_rc == 0) {
+      const std::vector<float> got3 = read_floats(out / "output_t3.bin");
+      CHECK_MESSAGE((got3.size() == got.size() && std::memcmp(got3.data(), got.data(), got.size() * sizeof(float)) == 0),
+                    name, ": --threads 3 output differs from one thread's");
+    }
 
     // The artifact's own record: the packer's ONNX interpreter output on the seeded input.
     const int check_rc = sh(quote(run) + " " + quote((out / (name + ".json")).string()) + " --check", log);

@@ -2,12 +2,15 @@
 // depthwise conv (k 3/5/7, stride 1/2, channel counts below/at/above the SIMD width, strided rows,
 // fused bias/ReLU/residual add) and small-window attention with an additive bias (odd token counts,
 // value dims that are not multiples of the SIMD width).
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <vector>
 
 #include "kernel_test_support.hpp"
+#include "vitcc/core/thread_pool.hpp"
 #include "vitcc/kernels/dwconv.hpp"
+#include "vitcc/kernels/im2col.hpp"
 #include "vitcc/kernels/window_attention.hpp"
 
 namespace {
@@ -52,9 +55,37 @@ TEST_CASE_TEMPLATE_DEFINE("dwconv: kernel sizes, strides, odd channels, strided 
     vitcc::kernels::ref::dwconv(t.h, t.w, t.c, in.data(), t.ld, t.k, t.stride, pad, wt.data(), b.data(), t.act,
                                 t.add ? add.data() : nullptr, t.c, want.data(), t.c);
     expect_close(got, want);
+    // Spread over three workers (one task per output row): the same bits as on one thread.
+    vitcc::ThreadPool pool(3);
+    const vitcc::Executor ex = pool.executor();
+    std::vector<float> par(got.size());
+    vitcc::kernels::dwconv<Arch>(&ex, t.h, t.w, t.c, in.data(), t.ld, t.k, t.stride, pad, wt.data(), b.data(), t.act,
+                                 t.add ? add.data() : nullptr, t.c, par.data(), t.c);
+    CHECK(par == got);
   }
 }
 TEST_CASE_TEMPLATE_APPLY(dw_shapes, vitcc::test::kernel_archs);
+
+TEST_CASE("im2col_rows: any pixel range equals the same rows of the whole im2col") {
+  // A CHW image (3 x 9 x 7) and an NHWC map (9 x 7 x 5), 3x3 stride 2 pad 1: 5 x 4 output pixels.
+  const std::size_t h = 9, w = 7, oh = 5, ow = 4;
+  for (std::size_t cin : {std::size_t(3), std::size_t(5)}) {
+    const bool chw = cin == 3;
+    const auto in = randv(h * w * cin, 7);
+    const std::size_t ps = chw ? 1 : cin, cs = chw ? h * w : 1, kk = 9 * cin;
+    std::vector<float> all(oh * ow * kk);
+    vitcc::kernels::im2col(h, w, cin, in.data(), ps, cs, 3, 2, 1, all.data());
+    // spot-check the definition: output pixel (1, 2) tap (0, 0) reads input (1, 3); tap (0,0) of (0, 0) is padding
+    CHECK(all[(1 * ow + 2) * kk + 0] == in[(1 * w + 3) * ps]);
+    CHECK(all[0] == 0.0f);
+    for (std::size_t p0 : {std::size_t(0), std::size_t(3), std::size_t(7)})
+      for (std::size_t p1 : {p0 + 1, std::size_t(20)}) {
+        std::vector<float> part((p1 - p0) * kk, -1.0f);
+        vitcc::kernels::im2col_rows(p0, p1, h, w, cin, in.data(), ps, cs, 3, 2, 1, part.data());
+        CHECK(std::equal(part.begin(), part.end(), all.begin() + std::ptrdiff_t(p0 * kk)));
+      }
+  }
+}
 
 TEST_CASE_TEMPLATE_DEFINE("window_attention: token counts, key/value dims, bias", Arch, wa_shapes) {
   struct Case { std::size_t n, kd, vd, ld; bool bias; };

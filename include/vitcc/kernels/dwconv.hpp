@@ -8,6 +8,7 @@
 //   out:    oh x ow pixels at out + p * ld_out; must not overlap `in`. add (optional) like out.
 // Vectorised across channels: one SIMD batch of W consecutive channels of one output pixel
 // accumulates all k*k taps in registers; a channel tail runs through padded copies.
+// With an executor, output rows are the tasks (each row is computed the same way whoever runs it).
 #pragma once
 #include <cstddef>
 
@@ -19,19 +20,21 @@
 
 namespace vitcc::kernels {
 
+// Output rows [oy0, oy1) of the convolution.
 template <class Arch>
-void dwconv(std::size_t h, std::size_t w, std::size_t c, const float* in, std::size_t ld_in, std::size_t k,
-            std::size_t stride, std::size_t pad, const float* weight, const float* bias, Activation act,
-            const float* add, std::size_t ld_add, float* out, std::size_t ld_out) noexcept {
+void dwconv_rows(std::size_t oy0, std::size_t oy1, std::size_t h, std::size_t w, std::size_t c, const float* in,
+                 std::size_t ld_in, std::size_t k, std::size_t stride, std::size_t pad, const float* weight,
+                 const float* bias, Activation act, const float* add, std::size_t ld_add, float* out,
+                 std::size_t ld_out) noexcept {
   if constexpr (is_scalar_arch<Arch>) {
-    ref::dwconv(h, w, c, in, ld_in, k, stride, pad, weight, bias, act, add, ld_add, out, ld_out);
+    ref::dwconv_rows(oy0, oy1, h, w, c, in, ld_in, k, stride, pad, weight, bias, act, add, ld_add, out, ld_out);
   } else {
 #if !VITCC_DISABLE_SIMD
     using B = xsimd::batch<float, Arch>;
     constexpr std::size_t W = B::size;
-    const std::size_t oh = conv_out_size(h, k, stride, pad), ow = conv_out_size(w, k, stride, pad);
+    const std::size_t ow = conv_out_size(w, k, stride, pad);
     const std::size_t body = c / W * W;
-    for (std::size_t oy = 0; oy < oh; ++oy) {
+    for (std::size_t oy = oy0; oy < oy1; ++oy) {
       const long y0 = long(oy * stride) - long(pad);
       const std::size_t ky0 = y0 < 0 ? std::size_t(-y0) : 0;
       const std::size_t ky1 = std::size_t(y0 + long(k)) > h ? std::size_t(long(h) - y0) : k;
@@ -69,6 +72,29 @@ void dwconv(std::size_t h, std::size_t w, std::size_t c, const float* in, std::s
     }
 #endif
   }
+}
+
+template <class Arch>
+void dwconv(std::size_t h, std::size_t w, std::size_t c, const float* in, std::size_t ld_in, std::size_t k,
+            std::size_t stride, std::size_t pad, const float* weight, const float* bias, Activation act,
+            const float* add, std::size_t ld_add, float* out, std::size_t ld_out) noexcept {
+  dwconv_rows<Arch>(0, conv_out_size(h, k, stride, pad), h, w, c, in, ld_in, k, stride, pad, weight, bias, act, add,
+                    ld_add, out, ld_out);
+}
+
+// The same, one task per output row spread over the workers of `ex` (null: the calling thread).
+template <class Arch>
+void dwconv(const Executor* ex, std::size_t h, std::size_t w, std::size_t c, const float* in, std::size_t ld_in,
+            std::size_t k, std::size_t stride, std::size_t pad, const float* weight, const float* bias, Activation act,
+            const float* add, std::size_t ld_add, float* out, std::size_t ld_out) noexcept {
+  const std::size_t oh = conv_out_size(h, k, stride, pad);
+  if (worker_count(ex) == 1) {
+    dwconv_rows<Arch>(0, oh, h, w, c, in, ld_in, k, stride, pad, weight, bias, act, add, ld_add, out, ld_out);
+    return;
+  }
+  parallel_for(ex, oh, [&](std::size_t oy, std::size_t) {
+    dwconv_rows<Arch>(oy, oy + 1, h, w, c, in, ld_in, k, stride, pad, weight, bias, act, add, ld_add, out, ld_out);
+  });
 }
 
 }  // namespace vitcc::kernels

@@ -10,28 +10,37 @@
 
 namespace vitcc::kernels {
 
-inline void im2col(std::size_t h, std::size_t w, std::size_t cin, const float* in, std::size_t pixel_stride,
-                   std::size_t channel_stride, std::size_t k, std::size_t stride, std::size_t pad,
-                   float* cols) noexcept {
-  const std::size_t oh = conv_out_size(h, k, stride, pad), ow = conv_out_size(w, k, stride, pad);
+// Output pixels [p0, p1) (row-major over the output map) into rows 0 .. p1 - p0 of cols: a slice of
+// the columns, so a convolution can run as GEMMs over pixel chunks that stay in cache.
+inline void im2col_rows(std::size_t p0, std::size_t p1, std::size_t h, std::size_t w, std::size_t cin,
+                        const float* in, std::size_t pixel_stride, std::size_t channel_stride, std::size_t k,
+                        std::size_t stride, std::size_t pad, float* cols) noexcept {
+  const std::size_t ow = conv_out_size(w, k, stride, pad);
   const std::size_t kk = k * k * cin;
-  for (std::size_t oy = 0; oy < oh; ++oy)
-    for (std::size_t ox = 0; ox < ow; ++ox) {
-      float* row = cols + (oy * ow + ox) * kk;
-      for (std::size_t ky = 0; ky < k; ++ky) {
-        const long iy = long(oy * stride + ky) - long(pad);
-        for (std::size_t kx = 0; kx < k; ++kx) {
-          const long ix = long(ox * stride + kx) - long(pad);
-          float* dst = row + (ky * k + kx) * cin;
-          if (iy < 0 || iy >= long(h) || ix < 0 || ix >= long(w)) {
-            for (std::size_t ch = 0; ch < cin; ++ch) dst[ch] = 0.0f;
-          } else {
-            const float* src = in + (std::size_t(iy) * w + std::size_t(ix)) * pixel_stride;
-            for (std::size_t ch = 0; ch < cin; ++ch) dst[ch] = src[ch * channel_stride];
-          }
+  for (std::size_t o = p0; o < p1; ++o) {
+    const std::size_t oy = o / ow, ox = o % ow;
+    float* row = cols + (o - p0) * kk;
+    for (std::size_t ky = 0; ky < k; ++ky) {
+      const long iy = long(oy * stride + ky) - long(pad);
+      for (std::size_t kx = 0; kx < k; ++kx) {
+        const long ix = long(ox * stride + kx) - long(pad);
+        float* dst = row + (ky * k + kx) * cin;
+        if (iy < 0 || iy >= long(h) || ix < 0 || ix >= long(w)) {
+          for (std::size_t ch = 0; ch < cin; ++ch) dst[ch] = 0.0f;
+        } else {
+          const float* src = in + (std::size_t(iy) * w + std::size_t(ix)) * pixel_stride;
+          for (std::size_t ch = 0; ch < cin; ++ch) dst[ch] = src[ch * channel_stride];
         }
       }
     }
+  }
+}
+
+inline void im2col(std::size_t h, std::size_t w, std::size_t cin, const float* in, std::size_t pixel_stride,
+                   std::size_t channel_stride, std::size_t k, std::size_t stride, std::size_t pad,
+                   float* cols) noexcept {
+  im2col_rows(0, conv_out_size(h, k, stride, pad) * conv_out_size(w, k, stride, pad), h, w, cin, in, pixel_stride,
+              channel_stride, k, stride, pad, cols);
 }
 
 }  // namespace vitcc::kernels

@@ -96,32 +96,46 @@ struct EvitDims {
     return d;
   }
 
-  // The largest [pixels, channels] buffer any step writes: activations, FFN hidden, patch merging
-  // hidden, im2col columns of the patch embedding.
-  constexpr std::size_t map_floats() const noexcept {
+  // Output pixels per patch-embedding task: each task gathers its chunk's im2col rows into its
+  // worker's scratch (32 x 9 x cin floats, at most 110 KB for M5) and runs the GEMM on them while they
+  // are in cache, instead of materialising all columns of a 112 x 112 map (2.7 MB for M5).
+  static constexpr std::size_t pe_chunk = 32;
+
+  // The workspace, in order: two activation maps x and y, a hidden map, the patch-merging map, then
+  // one scratch slice per worker. Each is sized for its own largest use, not the largest map overall.
+  //   act:    [pixels, channels] maps: every patch-embedding output and every stage's map.
+  constexpr std::size_t act_floats() const noexcept {
     std::size_t m = 0;
-    std::size_t r_in = img, c_in = cin;
+    for (std::size_t i = 0; i < 4; ++i) m = max(m, pe_res[i] * pe_res[i] * pe_ch[i]);
+    for (std::size_t s = 0; s < evit_stages; ++s) m = max(m, st[s].res * st[s].res * st[s].c);
+    return m;
+  }
+  //   hidden: an FFN's hidden map (p x 2c), the mixer's concatenated heads (p x c), and the patch
+  //           merging 1x1 conv output at the previous stage's resolution (p x 4c).
+  constexpr std::size_t hidden_floats() const noexcept {
+    std::size_t m = 0;
+    for (std::size_t s = 0; s < evit_stages; ++s) {
+      m = max(m, st[s].res * st[s].res * st[s].c * 2);
+      if (s > 0) m = max(m, st[s - 1].res * st[s - 1].res * st[s].pm_hidden);
+    }
+    return m;
+  }
+  //   merged: patch merging after its stride-2 depthwise conv (p x 4c at the new resolution).
+  constexpr std::size_t merged_floats() const noexcept {
+    std::size_t m = 0;
+    for (std::size_t s = 1; s < evit_stages; ++s) m = max(m, st[s].res * st[s].res * st[s].pm_hidden);
+    return m;
+  }
+  //   worker: a patch-embedding chunk's columns, or one window of the mixer (its input, the head
+  //           outputs, the head's input, qkv rows, q after its dw conv, attention scratch), or the
+  //           squeeze-excite / pooling scratch (worker 0 only).
+  constexpr std::size_t worker_floats() const noexcept {
+    std::size_t m = 2 * align_floats(st[evit_stages - 1].c);
+    std::size_t c_in = cin;
     for (std::size_t i = 0; i < 4; ++i) {
-      const std::size_t p = pe_res[i] * pe_res[i];
-      m = max(m, max(p * pe_ch[i], p * 9 * c_in));
-      r_in = pe_res[i];
+      m = max(m, pe_chunk * 9 * c_in);
       c_in = pe_ch[i];
     }
-    for (std::size_t s = 0; s < evit_stages; ++s) {
-      const std::size_t p = st[s].res * st[s].res;
-      m = max(m, p * st[s].c * 2);
-      if (s > 0) {
-        const std::size_t prev = st[s - 1].res * st[s - 1].res;
-        m = max(m, max(prev * st[s - 1].c * 2, prev * st[s].pm_hidden));
-      }
-    }
-    (void)r_in;
-    return align_floats(m);
-  }
-  // Per-window scratch of the mixer: the window's input, head input, qkv rows, q after its dw conv,
-  // the concatenated head outputs, attention scratch; plus the SE and pooling scratch.
-  constexpr std::size_t small_floats() const noexcept {
-    std::size_t m = 0;
     for (std::size_t s = 0; s < evit_stages; ++s) {
       const EvitStageDims& t = st[s];
       const std::size_t a = align_floats(t.n * t.c) * 2 + align_floats(t.n * t.cin_head) +
@@ -130,9 +144,14 @@ struct EvitDims {
       m = max(m, a);
       if (s > 0) m = max(m, kernels::squeeze_excite_scratch_floats(t.pm_hidden, t.se_rd));
     }
-    return align_floats(max(m, 2 * align_floats(st[evit_stages - 1].c)));
+    return align_floats(m);
   }
-  constexpr std::size_t workspace_floats() const noexcept { return 4 * map_floats() + small_floats(); }
+  // Floats of workspace for a forward pass run by `workers` workers (0 or 1: the calling thread).
+  constexpr std::size_t workspace_floats(std::size_t workers = 1) const noexcept {
+    const std::size_t w = workers < 1 ? 1 : workers;
+    return 2 * align_floats(act_floats()) + align_floats(hidden_floats()) + align_floats(merged_floats()) +
+           w * worker_floats();
+  }
 
   static constexpr std::size_t max(std::size_t a, std::size_t b) noexcept { return a > b ? a : b; }
 };
@@ -253,21 +272,23 @@ Status bind_efficientvit(const C& cfg, const BlobView& blob, EvitWeights& w) noe
 
 // x += dw(x) (via y, then swapped); x += pw2(relu(pw1(x))). x, y: [p, c]; h: [p, 2c].
 template <class Arch>
-void evit_res_dw_ffn(const EvitFfn& f, std::size_t res, std::size_t c, float*& x, float*& y, float* h) noexcept {
+void evit_res_dw_ffn(const Executor* ex, const EvitFfn& f, std::size_t res, std::size_t c, float*& x, float*& y,
+                     float* h) noexcept {
   using kernels::Activation;
-  kernels::dwconv<Arch>(res, res, c, x, c, 3, 1, 1, f.dw.weight, f.dw.bias, Activation::none, x, c, y, c);
+  kernels::dwconv<Arch>(ex, res, res, c, x, c, 3, 1, 1, f.dw.weight, f.dw.bias, Activation::none, x, c, y, c);
   std::swap(x, y);
   const std::size_t p = res * res;
   Linear pw1{f.pw1.weight, f.pw1.bias}, pw2{f.pw2.weight, f.pw2.bias};
-  pw1.template apply<Arch>(p, c, 2 * c, x, c, h, 2 * c, Activation::relu);
-  pw2.template apply<Arch>(p, 2 * c, c, h, 2 * c, x, c, Activation::none, x, c);
+  pw1.template apply<Arch>(ex, p, c, 2 * c, x, c, h, 2 * c, Activation::relu);
+  pw2.template apply<Arch>(ex, p, 2 * c, c, h, 2 * c, x, c, Activation::none, x, c);
 }
 
-// x += proj(relu(concat of heads)), cascaded group attention in win x win windows of a zero-padded
-// map (timm LocalWindowAttention + CascadedGroupAttention). cat: [p, c]; s: the per-window scratch.
+// One window (wy, wx) of the mixer: cascaded group attention over its win x win tokens of the
+// zero-padded map x, ReLU'd head outputs written to the window's valid pixels of cat ([p, c]).
+// s: the worker's scratch (EvitDims::worker_floats).
 template <class Arch>
-void evit_mixer(const EvitMixer& m, const EvitStageDims& t, float attn_scale, float* x, float* cat,
-                float* s) noexcept {
+void evit_mixer_window(const EvitMixer& m, const EvitStageDims& t, float attn_scale, const float* x, float* cat,
+                       float* s, std::size_t wy, std::size_t wx) noexcept {
   using kernels::Activation;
   const std::size_t c = t.c, n = t.n, kd = t.kd, vd = t.vd, ch = t.cin_head, wq = 2 * kd + vd;
   float* win = s;                                // [n, c] the window's input (zeros where padded)
@@ -276,63 +297,83 @@ void evit_mixer(const EvitMixer& m, const EvitStageDims& t, float attn_scale, fl
   float* qkv = fin + align_floats(n * ch);       // [n, 2kd + vd]
   float* q = qkv + align_floats(n * wq);         // [n, kd] after the head's dw conv
   float* scratch = q + align_floats(n * kd);
-  for (std::size_t wy = 0; wy < t.nwin; ++wy)
-    for (std::size_t wx = 0; wx < t.nwin; ++wx) {
-      for (std::size_t i = 0; i < t.win; ++i)
-        for (std::size_t j = 0; j < t.win; ++j) {
-          const std::size_t y = wy * t.win + i, xx = wx * t.win + j;
-          float* dst = win + (i * t.win + j) * c;
-          if (y < t.res && xx < t.res) std::memcpy(dst, x + (y * t.res + xx) * c, c * sizeof(float));
-          else std::memset(dst, 0, c * sizeof(float));
-        }
-      for (std::size_t h = 0; h < t.heads; ++h) {
-        // head h's input: its channel chunk, plus the previous head's output (the cascade)
-        for (std::size_t r = 0; r < n; ++r)
-          for (std::size_t e = 0; e < ch; ++e)
-            fin[r * ch + e] = win[r * c + h * ch + e] + (h > 0 ? wout[r * c + (h - 1) * vd + e] : 0.0f);
-        Linear lq{m.qkv[h].weight, m.qkv[h].bias};
-        lq.template apply<Arch>(n, ch, wq, fin, ch, qkv, wq);
-        const std::size_t k = t.kernels[h];
-        kernels::dwconv<Arch>(t.win, t.win, kd, qkv, wq, k, 1, k / 2, m.dw[h].weight, m.dw[h].bias, Activation::none,
-                              nullptr, 0, q, kd);
-        kernels::window_attention<Arch>(n, kd, vd, attn_scale, q, kd, qkv + kd, wq, qkv + 2 * kd, wq, m.bias + h * n * n,
-                                        wout + h * vd, c, scratch);
-      }
-      for (std::size_t i = 0; i < t.win; ++i)
-        for (std::size_t j = 0; j < t.win; ++j) {
-          const std::size_t y = wy * t.win + i, xx = wx * t.win + j;
-          if (y < t.res && xx < t.res) {
-            const float* src = wout + (i * t.win + j) * c;
-            float* dst = cat + (y * t.res + xx) * c;
-            for (std::size_t e = 0; e < c; ++e) dst[e] = src[e] > 0.0f ? src[e] : 0.0f;  // proj's leading ReLU
-          }
-        }
+  for (std::size_t i = 0; i < t.win; ++i)
+    for (std::size_t j = 0; j < t.win; ++j) {
+      const std::size_t y = wy * t.win + i, xx = wx * t.win + j;
+      float* dst = win + (i * t.win + j) * c;
+      if (y < t.res && xx < t.res) std::memcpy(dst, x + (y * t.res + xx) * c, c * sizeof(float));
+      else std::memset(dst, 0, c * sizeof(float));
     }
+  for (std::size_t h = 0; h < t.heads; ++h) {
+    // head h's input: its channel chunk, plus the previous head's output (the cascade)
+    for (std::size_t r = 0; r < n; ++r)
+      for (std::size_t e = 0; e < ch; ++e)
+        fin[r * ch + e] = win[r * c + h * ch + e] + (h > 0 ? wout[r * c + (h - 1) * vd + e] : 0.0f);
+    Linear lq{m.qkv[h].weight, m.qkv[h].bias};
+    lq.template apply<Arch>(n, ch, wq, fin, ch, qkv, wq);
+    const std::size_t k = t.kernels[h];
+    kernels::dwconv<Arch>(t.win, t.win, kd, qkv, wq, k, 1, k / 2, m.dw[h].weight, m.dw[h].bias, Activation::none,
+                          nullptr, 0, q, kd);
+    kernels::window_attention<Arch>(n, kd, vd, attn_scale, q, kd, qkv + kd, wq, qkv + 2 * kd, wq, m.bias + h * n * n,
+                                    wout + h * vd, c, scratch);
+  }
+  for (std::size_t i = 0; i < t.win; ++i)
+    for (std::size_t j = 0; j < t.win; ++j) {
+      const std::size_t y = wy * t.win + i, xx = wx * t.win + j;
+      if (y < t.res && xx < t.res) {
+        const float* src = wout + (i * t.win + j) * c;
+        float* dst = cat + (y * t.res + xx) * c;
+        for (std::size_t e = 0; e < c; ++e) dst[e] = src[e] > 0.0f ? src[e] : 0.0f;  // proj's leading ReLU
+      }
+    }
+}
+
+// x += proj(relu(concat of heads)), cascaded group attention in win x win windows of a zero-padded
+// map (timm LocalWindowAttention + CascadedGroupAttention). cat: [p, c]. The windows are the tasks
+// (worker w uses scratch + w * scratch_stride); the heads of a window run in order (the cascade).
+template <class Arch>
+void evit_mixer(const Executor* ex, const EvitMixer& m, const EvitStageDims& t, float attn_scale, float* x, float* cat,
+                float* scratch, std::size_t scratch_stride) noexcept {
+  parallel_for(ex, t.nwin * t.nwin, [&](std::size_t task, std::size_t worker) {
+    evit_mixer_window<Arch>(m, t, attn_scale, x, cat, scratch + worker * scratch_stride, task / t.nwin,
+                            task % t.nwin);
+  });
   Linear proj{m.proj.weight, m.proj.bias};
-  proj.template apply<Arch>(t.res * t.res, c, c, cat, c, x, c, Activation::none, x, c);
+  proj.template apply<Arch>(ex, t.res * t.res, t.c, t.c, cat, t.c, x, t.c, kernels::Activation::none, x, t.c);
 }
 
 // The forward pass for one image: CHW `image` in, `out` (d.out floats) out. `ws`: 64-byte aligned,
-// d.workspace_floats() floats. Allocates nothing, throws nothing.
+// d.workspace_floats(worker_count(ex)) floats. Allocates nothing, throws nothing. With an executor
+// every step spreads a fixed list of tasks (pixel chunks, rows, GEMM tiles, windows) over its
+// workers; every output element is computed the same way whoever runs it, so the result is the
+// same bit for bit at any number of workers.
 template <class Arch, class C>
-void efficientvit_forward(const C& cfg, const EvitWeights& w, const float* image, float* out, float* ws) noexcept {
+void efficientvit_forward(const C& cfg, const EvitWeights& w, const float* image, float* out, float* ws,
+                          const Executor* ex = nullptr) noexcept {
   using kernels::Activation;
   const EvitDims d = EvitDims::of(cfg);
-  const std::size_t mf = d.map_floats();
   float* x = ws;
-  float* y = x + mf;
-  float* h = y + mf;
-  float* h2 = h + mf;
-  float* small = h2 + mf;
+  float* y = x + align_floats(d.act_floats());
+  float* h = y + align_floats(d.act_floats());
+  float* h2 = h + align_floats(d.hidden_floats());
+  float* scratch = h2 + align_floats(d.merged_floats());  // worker_count(ex) slices of wf floats
+  const std::size_t wf = d.worker_floats();
 
-  // Patch embedding: im2col (the image is CHW, later maps NHWC) + GEMM, ReLU between the convs.
+  // Patch embedding: four 3x3 stride-2 convs (ReLU between them), each as im2col + GEMM over chunks of
+  // pe_chunk output pixels. The image is CHW, every later map NHWC.
   std::size_t res = d.img, c = d.cin;
   for (std::size_t i = 0; i < 4; ++i) {
-    if (i == 0) kernels::im2col(res, res, c, image, 1, res * res, 3, 2, 1, h);
-    else kernels::im2col(res, res, c, x, c, 1, 3, 2, 1, h);
-    const std::size_t r = d.pe_res[i], oc = d.pe_ch[i];
-    Linear conv{w.pe[i].weight, w.pe[i].bias};
-    conv.template apply<Arch>(r * r, 9 * c, oc, h, 9 * c, y, oc, i < 3 ? Activation::relu : Activation::none);
+    const float* src = i == 0 ? image : x;
+    const std::size_t pixel_stride = i == 0 ? 1 : c, channel_stride = i == 0 ? res * res : 1;
+    const std::size_t r = d.pe_res[i], oc = d.pe_ch[i], kk = 9 * c, p = r * r;
+    const Activation act = i < 3 ? Activation::relu : Activation::none;
+    const Linear conv{w.pe[i].weight, w.pe[i].bias};
+    parallel_for(ex, (p + EvitDims::pe_chunk - 1) / EvitDims::pe_chunk, [&](std::size_t t, std::size_t worker) {
+      const std::size_t p0 = t * EvitDims::pe_chunk, p1 = p - p0 < EvitDims::pe_chunk ? p : p0 + EvitDims::pe_chunk;
+      float* cols = scratch + worker * wf;
+      kernels::im2col_rows(p0, p1, res, res, c, src, pixel_stride, channel_stride, 3, 2, 1, cols);
+      conv.template apply<Arch>(p1 - p0, kk, oc, cols, kk, y + p0 * oc, oc, act);
+    });
     std::swap(x, y);
     res = r;
     c = oc;
@@ -342,30 +383,30 @@ void efficientvit_forward(const C& cfg, const EvitWeights& w, const float* image
     const EvitStageDims& t = d.st[s];
     if (s > 0) {
       const EvitDownWeights& dn = w.down[s];
-      evit_res_dw_ffn<Arch>(dn.res1, res, c, x, y, h);
+      evit_res_dw_ffn<Arch>(ex, dn.res1, res, c, x, y, h);
       // PatchMerging: 1x1 (ReLU) -> dw 3x3 s2 (ReLU) -> squeeze-excite -> 1x1
       const std::size_t hid = t.pm_hidden;
       Linear conv1{dn.conv1.weight, dn.conv1.bias}, conv3{dn.conv3.weight, dn.conv3.bias};
-      conv1.template apply<Arch>(res * res, c, hid, x, c, h, hid, Activation::relu);
-      kernels::dwconv<Arch>(res, res, hid, h, hid, 3, 2, 1, dn.conv2.weight, dn.conv2.bias, Activation::relu, nullptr, 0,
-                            h2, hid);
+      conv1.template apply<Arch>(ex, res * res, c, hid, x, c, h, hid, Activation::relu);
+      kernels::dwconv<Arch>(ex, res, res, hid, h, hid, 3, 2, 1, dn.conv2.weight, dn.conv2.bias, Activation::relu,
+                            nullptr, 0, h2, hid);
       res = t.res;
       kernels::squeeze_excite<Arch>(res * res, hid, t.se_rd, h2, dn.se_fc1.weight, dn.se_fc1.bias, dn.se_fc2.weight,
-                                    dn.se_fc2.bias, small);
-      conv3.template apply<Arch>(res * res, hid, t.c, h2, hid, x, t.c);
+                                    dn.se_fc2.bias, scratch);
+      conv3.template apply<Arch>(ex, res * res, hid, t.c, h2, hid, x, t.c);
       c = t.c;
-      evit_res_dw_ffn<Arch>(dn.res2, res, c, x, y, h);
+      evit_res_dw_ffn<Arch>(ex, dn.res2, res, c, x, y, h);
     }
     for (std::size_t k = 0; k < t.depth; ++k) {
       const EvitBlockWeights& b = w.blocks[s][k];
-      evit_res_dw_ffn<Arch>(b.a, res, c, x, y, h);
-      evit_mixer<Arch>(b.mixer, t, cfg.attn_scale[s], x, h, small);
-      evit_res_dw_ffn<Arch>(b.b, res, c, x, y, h);
+      evit_res_dw_ffn<Arch>(ex, b.a, res, c, x, y, h);
+      evit_mixer<Arch>(ex, b.mixer, t, cfg.attn_scale[s], x, h, scratch, wf);
+      evit_res_dw_ffn<Arch>(ex, b.b, res, c, x, y, h);
     }
   }
 
   // Head: global average pool, then the Linear with the BatchNorm1d folded in.
-  float* pooled = small;
+  float* pooled = scratch;
   kernels::global_avg_pool(res * res, c, x, pooled);
   if (d.classes == 0) {
     std::memcpy(out, pooled, c * sizeof(float));
@@ -399,9 +440,11 @@ class EfficientVitM {
   static constexpr std::size_t output_floats = dims.out;
   static constexpr std::size_t workspace_bytes = dims.workspace_floats() * sizeof(float);
   static constexpr std::size_t workspace_alignment = alignment;
-  // The forward pass runs on the calling thread only (no intra-image task split yet), so an
-  // executor needs no more workspace than one thread.
-  static constexpr std::size_t workspace_bytes_for(std::size_t /*workers*/) noexcept { return workspace_bytes; }
+  // Workspace for a forward pass run by an executor with `workers` workers (workspace_bytes for 1):
+  // only the per-worker scratch grows.
+  static constexpr std::size_t workspace_bytes_for(std::size_t workers) noexcept {
+    return dims.workspace_floats(workers) * sizeof(float);
+  }
 
   Status bind(const BlobView& blob, std::uint64_t expected_checksum = Cfg::blob_checksum) noexcept {
     bound_ = false;
@@ -421,9 +464,11 @@ class EfficientVitM {
     detail::efficientvit_forward<Arch>(Cfg{}, weights_, image, output, static_cast<float*>(workspace));
   }
 
-  // Same signature as Vit<>::forward with an executor; EfficientViT ignores it (runs on this thread).
-  void forward(const float* image, float* output, void* workspace, const Executor* /*executor*/) const noexcept {
-    forward(image, output, workspace);
+  // The same, with every step's tasks spread over the workers of `executor` (null: this thread).
+  // workspace: workspace_bytes_for(worker_count(executor)). The output is identical bit for bit to
+  // the single-threaded one.
+  void forward(const float* image, float* output, void* workspace, const Executor* executor) const noexcept {
+    detail::efficientvit_forward<Arch>(Cfg{}, weights_, image, output, static_cast<float*>(workspace), executor);
   }
 
  private:

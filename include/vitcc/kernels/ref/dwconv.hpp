@@ -13,11 +13,13 @@ constexpr std::size_t conv_out_size(std::size_t in, std::size_t k, std::size_t s
 
 namespace ref {
 
-inline void dwconv(std::size_t h, std::size_t w, std::size_t c, const float* in, std::size_t ld_in, std::size_t k,
-                   std::size_t stride, std::size_t pad, const float* weight, const float* bias, Activation act,
-                   const float* add, std::size_t ld_add, float* out, std::size_t ld_out) noexcept {
-  const std::size_t oh = conv_out_size(h, k, stride, pad), ow = conv_out_size(w, k, stride, pad);
-  for (std::size_t oy = 0; oy < oh; ++oy)
+// Output rows [oy0, oy1) only (the kernel's row tasks); dwconv below is every row.
+inline void dwconv_rows(std::size_t oy0, std::size_t oy1, std::size_t h, std::size_t w, std::size_t c,
+                        const float* in, std::size_t ld_in, std::size_t k, std::size_t stride, std::size_t pad,
+                        const float* weight, const float* bias, Activation act, const float* add,
+                        std::size_t ld_add, float* out, std::size_t ld_out) noexcept {
+  const std::size_t ow = conv_out_size(w, k, stride, pad);
+  for (std::size_t oy = oy0; oy < oy1; ++oy)
     for (std::size_t ox = 0; ox < ow; ++ox)
       for (std::size_t ch = 0; ch < c; ++ch) {
         double acc = 0.0;
@@ -37,6 +39,13 @@ inline void dwconv(std::size_t h, std::size_t w, std::size_t c, const float* in,
         if (add) v += add[o * ld_add + ch];
         out[o * ld_out + ch] = v;
       }
+}
+
+inline void dwconv(std::size_t h, std::size_t w, std::size_t c, const float* in, std::size_t ld_in, std::size_t k,
+                   std::size_t stride, std::size_t pad, const float* weight, const float* bias, Activation act,
+                   const float* add, std::size_t ld_add, float* out, std::size_t ld_out) noexcept {
+  dwconv_rows(0, conv_out_size(h, k, stride, pad), h, w, c, in, ld_in, k, stride, pad, weight, bias, act, add, ld_add,
+              out, ld_out);
 }
 
 }  // namespace ref
