@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <utility>
 #include <vector>
 
 #include "kernel_test_support.hpp"
@@ -104,6 +105,14 @@ TEST_CASE_TEMPLATE_DEFINE("window_attention: token counts, key/value dims, bias"
     vitcc::kernels::ref::window_attention(t.n, t.kd, t.vd, 0.25f * 3, q, t.ld, k, t.ld, v, t.ld,
                                           t.bias ? bias.data() : nullptr, want.data(), t.vd, scratch.data());
     expect_close(got, want);
+    // Query rows in two ranges (how a window is split over workers): the same bits.
+    std::vector<float> split(got.size());
+    const std::size_t mid = t.n / 2;
+    for (const auto& r : {std::pair<std::size_t, std::size_t>{0, mid}, {mid, t.n}})
+      vitcc::kernels::window_attention_rows<Arch>(r.first, r.second, t.n, t.kd, t.vd, 0.25f * 3, q, t.ld, k, t.ld, v,
+                                                  t.ld, t.bias ? bias.data() : nullptr, split.data(), t.vd,
+                                                  scratch.data());
+    CHECK(split == got);
   }
 }
 TEST_CASE_TEMPLATE_APPLY(wa_shapes, vitcc::test::kernel_archs);

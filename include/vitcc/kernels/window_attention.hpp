@@ -23,12 +23,14 @@ constexpr std::size_t window_attention_scratch_floats(std::size_t n, std::size_t
   return (n + 16) / 16 * 16 * (kd + 1);
 }
 
+// Query rows [i0, i1) of the window (all n keys); each row is computed the same way whichever range
+// it is in, so a window can be split over workers.
 template <class Arch>
-void window_attention(std::size_t n, std::size_t kd, std::size_t vd, float scale, const float* q, std::size_t ldq,
-                      const float* k, std::size_t ldk, const float* v, std::size_t ldv, const float* bias, float* out,
-                      std::size_t ldo, float* scratch) noexcept {
+void window_attention_rows(std::size_t i0, std::size_t i1, std::size_t n, std::size_t kd, std::size_t vd, float scale,
+                           const float* q, std::size_t ldq, const float* k, std::size_t ldk, const float* v,
+                           std::size_t ldv, const float* bias, float* out, std::size_t ldo, float* scratch) noexcept {
   if constexpr (is_scalar_arch<Arch>) {
-    ref::window_attention(n, kd, vd, scale, q, ldq, k, ldk, v, ldv, bias, out, ldo, scratch);
+    ref::window_attention_rows(i0, i1, n, kd, vd, scale, q, ldq, k, ldk, v, ldv, bias, out, ldo, scratch);
   } else {
 #if !VITCC_DISABLE_SIMD
     using B = xsimd::batch<float, Arch>;
@@ -41,7 +43,7 @@ void window_attention(std::size_t n, std::size_t kd, std::size_t vd, float scale
       for (std::size_t j = n; j < np; ++j) kt[e * np + j] = 0.0f;
     }
     const std::size_t vbody = vd / W * W;
-    for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t i = i0; i < i1; ++i) {
       const float* qi = q + i * ldq;
       for (std::size_t j0 = 0; j0 < np; j0 += W) {
         B acc(0.0f);
@@ -73,6 +75,13 @@ void window_attention(std::size_t n, std::size_t kd, std::size_t vd, float scale
     }
 #endif
   }
+}
+
+template <class Arch>
+void window_attention(std::size_t n, std::size_t kd, std::size_t vd, float scale, const float* q, std::size_t ldq,
+                      const float* k, std::size_t ldk, const float* v, std::size_t ldv, const float* bias, float* out,
+                      std::size_t ldo, float* scratch) noexcept {
+  window_attention_rows<Arch>(0, n, n, kd, vd, scale, q, ldq, k, ldk, v, ldv, bias, out, ldo, scratch);
 }
 
 }  // namespace vitcc::kernels

@@ -283,12 +283,18 @@ void evit_res_dw_ffn(const Executor* ex, const EvitFfn& f, std::size_t res, std:
   pw2.template apply<Arch>(ex, p, 2 * c, c, h, 2 * c, x, c, Activation::none, x, c);
 }
 
+// Query rows per attention task when one window is split over workers.
+inline constexpr std::size_t evit_attention_rows = 8;
+
 // One window (wy, wx) of the mixer: cascaded group attention over its win x win tokens of the
 // zero-padded map x, ReLU'd head outputs written to the window's valid pixels of cat ([p, c]).
-// s: the worker's scratch (EvitDims::worker_floats).
+// s: scratch slices (EvitDims::worker_floats) scratch_stride floats apart; the window's buffers are
+// in the first. `inner`: an executor to split the window's own steps over (qkv GEMM tiles, dw conv
+// rows, attention query rows; worker w's attention scratch is at the same place in slice w), or null.
 template <class Arch>
-void evit_mixer_window(const EvitMixer& m, const EvitStageDims& t, float attn_scale, const float* x, float* cat,
-                       float* s, std::size_t wy, std::size_t wx) noexcept {
+void evit_mixer_window(const Executor* inner, const EvitMixer& m, const EvitStageDims& t, float attn_scale,
+                       const float* x, float* cat, float* s, std::size_t scratch_stride, std::size_t wy,
+                       std::size_t wx) noexcept {
   using kernels::Activation;
   const std::size_t c = t.c, n = t.n, kd = t.kd, vd = t.vd, ch = t.cin_head, wq = 2 * kd + vd;
   float* win = s;                                // [n, c] the window's input (zeros where padded)
@@ -310,12 +316,16 @@ void evit_mixer_window(const EvitMixer& m, const EvitStageDims& t, float attn_sc
       for (std::size_t e = 0; e < ch; ++e)
         fin[r * ch + e] = win[r * c + h * ch + e] + (h > 0 ? wout[r * c + (h - 1) * vd + e] : 0.0f);
     Linear lq{m.qkv[h].weight, m.qkv[h].bias};
-    lq.template apply<Arch>(n, ch, wq, fin, ch, qkv, wq);
+    lq.template apply<Arch>(inner, n, ch, wq, fin, ch, qkv, wq);
     const std::size_t k = t.kernels[h];
-    kernels::dwconv<Arch>(t.win, t.win, kd, qkv, wq, k, 1, k / 2, m.dw[h].weight, m.dw[h].bias, Activation::none,
-                          nullptr, 0, q, kd);
-    kernels::window_attention<Arch>(n, kd, vd, attn_scale, q, kd, qkv + kd, wq, qkv + 2 * kd, wq, m.bias + h * n * n,
-                                    wout + h * vd, c, scratch);
+    kernels::dwconv<Arch>(inner, t.win, t.win, kd, qkv, wq, k, 1, k / 2, m.dw[h].weight, m.dw[h].bias,
+                          Activation::none, nullptr, 0, q, kd);
+    const float* bias = m.bias + h * n * n;
+    parallel_for(inner, (n + evit_attention_rows - 1) / evit_attention_rows, [&](std::size_t task, std::size_t w) {
+      const std::size_t i0 = task * evit_attention_rows, i1 = n - i0 < evit_attention_rows ? n : i0 + evit_attention_rows;
+      kernels::window_attention_rows<Arch>(i0, i1, n, kd, vd, attn_scale, q, kd, qkv + kd, wq, qkv + 2 * kd, wq, bias,
+                                           wout + h * vd, c, scratch + w * scratch_stride);
+    });
   }
   for (std::size_t i = 0; i < t.win; ++i)
     for (std::size_t j = 0; j < t.win; ++j) {
@@ -329,15 +339,21 @@ void evit_mixer_window(const EvitMixer& m, const EvitStageDims& t, float attn_sc
 }
 
 // x += proj(relu(concat of heads)), cascaded group attention in win x win windows of a zero-padded
-// map (timm LocalWindowAttention + CascadedGroupAttention). cat: [p, c]. The windows are the tasks
-// (worker w uses scratch + w * scratch_stride); the heads of a window run in order (the cascade).
+// map (timm LocalWindowAttention + CascadedGroupAttention). cat: [p, c]. Several windows: they are the
+// tasks (worker w uses scratch + w * scratch_stride). One window (the map fits in it): its steps are
+// split instead. Either way the heads of a window run in order (the cascade), and which of the two
+// applies depends on the shapes only.
 template <class Arch>
 void evit_mixer(const Executor* ex, const EvitMixer& m, const EvitStageDims& t, float attn_scale, float* x, float* cat,
                 float* scratch, std::size_t scratch_stride) noexcept {
-  parallel_for(ex, t.nwin * t.nwin, [&](std::size_t task, std::size_t worker) {
-    evit_mixer_window<Arch>(m, t, attn_scale, x, cat, scratch + worker * scratch_stride, task / t.nwin,
-                            task % t.nwin);
-  });
+  if (t.nwin == 1) {
+    evit_mixer_window<Arch>(ex, m, t, attn_scale, x, cat, scratch, scratch_stride, 0, 0);
+  } else {
+    parallel_for(ex, t.nwin * t.nwin, [&](std::size_t task, std::size_t worker) {
+      evit_mixer_window<Arch>(nullptr, m, t, attn_scale, x, cat, scratch + worker * scratch_stride, scratch_stride,
+                              task / t.nwin, task % t.nwin);
+    });
+  }
   Linear proj{m.proj.weight, m.proj.bias};
   proj.template apply<Arch>(ex, t.res * t.res, t.c, t.c, cat, t.c, x, t.c, kernels::Activation::none, x, t.c);
 }

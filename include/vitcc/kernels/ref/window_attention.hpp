@@ -5,10 +5,12 @@
 
 namespace vitcc::kernels::ref {
 
-inline void window_attention(std::size_t n, std::size_t kd, std::size_t vd, float scale, const float* q,
-                             std::size_t ldq, const float* k, std::size_t ldk, const float* v, std::size_t ldv,
-                             const float* bias, float* out, std::size_t ldo, float* scratch) noexcept {
-  for (std::size_t i = 0; i < n; ++i) {
+// Query rows [i0, i1) only; window_attention below is all n.
+inline void window_attention_rows(std::size_t i0, std::size_t i1, std::size_t n, std::size_t kd, std::size_t vd,
+                                  float scale, const float* q, std::size_t ldq, const float* k, std::size_t ldk,
+                                  const float* v, std::size_t ldv, const float* bias, float* out, std::size_t ldo,
+                                  float* scratch) noexcept {
+  for (std::size_t i = i0; i < i1; ++i) {
     float mx = -INFINITY;
     for (std::size_t j = 0; j < n; ++j) {
       double dot = 0.0;
@@ -27,6 +29,12 @@ inline void window_attention(std::size_t n, std::size_t kd, std::size_t vd, floa
       out[i * ldo + e] = float(acc / sum);
     }
   }
+}
+
+inline void window_attention(std::size_t n, std::size_t kd, std::size_t vd, float scale, const float* q,
+                             std::size_t ldq, const float* k, std::size_t ldk, const float* v, std::size_t ldv,
+                             const float* bias, float* out, std::size_t ldo, float* scratch) noexcept {
+  window_attention_rows(0, n, n, kd, vd, scale, q, ldq, k, ldk, v, ldv, bias, out, ldo, scratch);
 }
 
 }  // namespace vitcc::kernels::ref
