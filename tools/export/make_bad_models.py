@@ -4,8 +4,10 @@
 Usage: make_bad_models.py OUT_DIR
 
 Each case is either a valid export of something vitcc does not model (tanh GELU, q/k norm, an
-extra op inside a block, a CNN) or a damaged file (unknown op, missing initializer, a cycle,
-external data that is missing, short or outside the model's folder). OUT_DIR/cases.json lists
+extra op inside a block, a CNN; an EfficientViT with GELU, a gated mixer, shifted windows, more
+heads or blocks than the library holds, ...) or a damaged file (unknown op, missing initializer, a
+cycle, external data that is missing, short or outside the model's folder; an EfficientViT whose
+bias index table points past its bias table). OUT_DIR/cases.json lists
 {file, expect: [substrings the one-line error must contain]}. Deterministic; cached by a stamp.
 """
 import hashlib
@@ -15,11 +17,13 @@ import shutil
 import sys
 
 import onnx
+from onnx import numpy_helper
 import torch
 import torch.nn as nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import timm_efficientvit  # noqa: E402
 import timm_vit  # noqa: E402
 
 DEMO = os.path.join(HERE, '..', '..', 'demo', 'demo.onnx')
@@ -27,7 +31,7 @@ DEMO = os.path.join(HERE, '..', '..', 'demo', 'demo.onnx')
 
 def stamp():
     h = hashlib.sha256()
-    for p in (__file__, os.path.join(HERE, 'timm_vit.py'), DEMO):
+    for p in (__file__, os.path.join(HERE, 'timm_vit.py'), os.path.join(HERE, 'timm_efficientvit.py'), DEMO):
         with open(p, 'rb') as f:
             h.update(f.read())
     return h.hexdigest()[:32]
@@ -47,6 +51,131 @@ def export(model, path, size=32, opset=17):
 
 def first(nodes, op):
     return next(n for n in nodes if n.op_type == op)
+
+
+def node_in(path, op, scope):
+    """Name of the first `op` node of the ONNX file whose name starts with `scope` (torch's module path)."""
+    return next(n.name for n in onnx.load(path).graph.node if n.op_type == op and n.name.startswith(scope))
+
+
+def tiny_evit(img_size=32, **kw):
+    # EfficientViTMSRA itself rather than make_model(), which only builds the M0..M5 widths (megabytes
+    # each): 8/16/24 channels, one block per stage and the smallest input make the file ~200 kB and
+    # its export well under a second. Default init: these files are refused before any numbers matter.
+    args = dict(img_size=img_size, num_classes=10, embed_dim=(8, 16, 24), key_dim=(8, 8, 8), depth=(1, 1, 1),
+                num_heads=(2, 2, 2), window_size=(7, 7, 7), kernels=(3, 3, 3, 3))
+    args.update(kw)
+    torch.manual_seed(5)
+    return timm_efficientvit.EfficientViTMSRA(**args)
+
+
+class RolledWindows(nn.Module):
+    """Swin-style shifted windows (without Swin's mask): the map rolled by half a window around the
+    windowed attention. Only Slice and Concat in the graph, so only the mixer's numeric check sees it."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.shift = inner.window_resolution // 2
+
+    def forward(self, x):
+        k = self.shift
+        return torch.roll(self.inner(torch.roll(x, (-k, -k), (2, 3))), (k, k), (2, 3))
+
+
+class SigmoidGate(nn.Module):
+    """An extra op inside a block: the mixer's output gated by its own sigmoid."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        y = self.inner(x)
+        return y * torch.sigmoid(y)
+
+
+def efficientvit_cases(out):
+    """EfficientViT-M cases: each names the node (or tensor) and says what was expected."""
+    cases = []
+
+    def case(name, model, expect_fn):
+        path = os.path.join(out, name)
+        export(model, path, size=model.img_size)
+        cases.append({'file': name, 'expect': expect_fn(path)})
+
+    # GELU instead of ReLU in every FFN: the pw1 conv's output is read by GELU's Div and Mul.
+    model = tiny_evit()
+    for m in model.modules():
+        if isinstance(m, timm_efficientvit.FFN):
+            m.act = nn.GELU()
+    case('evit_gelu_ffn.onnx', model, lambda p: [node_in(p, 'Conv', '/stages/stages.0/blocks/blocks.0/ffn0/m/pw1/'),
+                                                 'to feed a ReLU', 'Div, Mul'])
+
+    model = tiny_evit()
+    model.stages[0].blocks[0].mixer.m = SigmoidGate(model.stages[0].blocks[0].mixer.m)
+    case('evit_gated_mixer.onnx', model, lambda p: [node_in(p, 'Sigmoid', '/stages/stages.0/blocks/blocks.0/mixer/'),
+                                                    'unexpected op inside the attention branch'])
+
+    # A 3x5 depthwise kernel on head 0's q: the library's q convs are k x k.
+    model = tiny_evit()
+    model.stages[0].blocks[0].mixer.m.attn.dws[0].conv = nn.Conv2d(8, 8, (3, 5), 1, (1, 2), groups=8, bias=False)
+    case('evit_nonsquare_q_kernel.onnx', model,
+         lambda p: [node_in(p, 'Conv', '/stages/stages.0/blocks/blocks.0/mixer/m/attn/dws.0/'),
+                    'expected a square 2-D conv weight', '[8, 1, 3, 5]'])
+
+    # 5x5 q kernels in stage 1 after 3x3 in stage 0: the config has one kernel per head for all stages.
+    model = tiny_evit()
+    attn = model.stages[1].blocks[0].mixer.m.attn
+    for i in range(len(attn.dws)):
+        attn.dws[i] = timm_efficientvit.ConvBN(8, 8, 5, 1, 2, groups=8)
+    case('evit_q_kernel_per_stage.onnx', model,
+         lambda p: [node_in(p, 'Conv', '/stages/stages.1/blocks/blocks.0/mixer/m/attn/dws.0/'),
+                    "expected head 0's q conv", '(3x3), found 5x5'])
+
+    # Valid timm-style models past the library's fixed arrays (evit_max_heads = 4, evit_max_depth = 8).
+    case('evit_five_heads.onnx', tiny_evit(embed_dim=(8, 20, 24), num_heads=(2, 5, 2), kernels=(3,) * 5),
+         lambda p: [node_in(p, 'Conv', '/stages/stages.1/blocks/blocks.0/mixer/m/attn/qkvs.4/'),
+                    'expected at most 4 attention heads', 'found 5'])
+    # (One head in stage 2: torch's export time grows faster than linearly in nodes; this keeps it ~2 s.)
+    case('evit_nine_blocks.onnx', tiny_evit(depth=(1, 1, 9), num_heads=(2, 2, 1)),
+         lambda p: [node_in(p, 'Conv', '/stages/stages.2/blocks/blocks.8/dw0/'),
+                    'expected at most 8 blocks in stage 2'])
+
+    # 48 = 3 x 16 exports (timm's resolution img_size // 16 matches the convs) but is not a multiple of 32.
+    case('evit_input_48.onnx', tiny_evit(img_size=48),
+         lambda p: ["tensor 'input'", '48x48', 'expected a side that is a multiple of 32'])
+
+    # 2x2 windows over stage 0's 4x4 map, shifted by one pixel.
+    model = tiny_evit(img_size=64, window_size=(2, 2, 2))
+    model.stages[0].blocks[0].mixer.m = RolledWindows(model.stages[0].blocks[0].mixer.m)
+    case('evit_shifted_windows.onnx', model,
+         lambda p: [node_in(p, 'Add', '/stages/stages.0/blocks/blocks.0/mixer/Add'),
+                    'does not compute windowed cascaded group attention', '2x2 windows over a 4x4 map'])
+
+    # A hidden layer in the head: BatchNorm1d, Linear, ReLU, Linear.
+    model = tiny_evit()
+    model.head = nn.Sequential(timm_efficientvit.BNLinear(24, 32), nn.ReLU(), nn.Linear(32, 10))
+    case('evit_head_hidden_layer.onnx', model, lambda p: [node_in(p, 'Relu', '/head/'),
+                                                          "expected the classifier to be the graph's output"])
+
+    # Damaged: stage 0's bias index table points one past its 4-entry bias table. (Any table within
+    # range is fine: the blob holds the gathered [heads, N, N] bias, whatever the indices.)
+    name = 'evit_bias_index_out_of_range.onnx'
+    path = os.path.join(out, name)
+    export(tiny_evit(), path)
+    m = onnx.load(path)
+    inits = {t.name: t for t in m.graph.initializer}
+    gather = next(n for n in m.graph.node if n.op_type == 'Gather' and n.input[1].startswith('stages.0.')
+                  and n.input[1].endswith('attention_bias_idxs'))
+    size = inits[gather.input[0]].dims[1]  # attention_biases [heads, offsets], gathered along axis 1
+    idx = inits[gather.input[1]]
+    a = numpy_helper.to_array(idx).copy()
+    a.flat[5] = size
+    idx.CopyFrom(numpy_helper.from_array(a, idx.name))
+    onnx.save(m, path)
+    cases.append({'file': name, 'expect': [gather.name, idx.name, 'out of range', f'expected values in [-{size}, {size - 1}]']})
+    return cases
 
 
 def main(out):
@@ -110,6 +239,8 @@ def main(out):
     torch.manual_seed(0)
     export(torchvision.models.resnet18(weights=None), os.path.join(out, 'resnet18.onnx'), size=64, opset=13)
     cases.append({'file': 'resnet18.onnx', 'expect': ['node']})
+
+    cases += efficientvit_cases(out)
 
     # External data: the demo's weights moved out of the .onnx file, then damaged.
     for case, expect in (('external_escape', ['escapes the model', 'folder']), ('external_missing', ['is missing']),

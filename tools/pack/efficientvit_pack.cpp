@@ -132,8 +132,13 @@ std::string hexf(float v) {
 
 PackedModel pack_efficientvit(const OnnxGraph& graph) {
   const EvitSpec s = recognize_efficientvit(graph);
-  if (s.img_size % 32 != 0)
-    throw PackError(graph.path(), "", "EfficientViT input size " + std::to_string(s.img_size) + " is not a multiple of 32");
+  if (s.img_size % 32 != 0) {
+    const std::int64_t below = s.img_size / 32 * 32, above = below + 32;
+    throw PackError(graph.path(), describe_tensor(graph.input_name()),
+                    "EfficientViT input is " + std::to_string(s.img_size) + "x" + std::to_string(s.img_size) +
+                        ": expected a side that is a multiple of 32 (EfficientVitM static_asserts it); export at " +
+                        (below > 0 ? std::to_string(below) + " or " : std::string()) + std::to_string(above));
+  }
   const EfficientVitDynamicConfig cfg = dynamic_config(s);
   const EvitDims dims = EvitDims::of(cfg);
   PackedModel m;

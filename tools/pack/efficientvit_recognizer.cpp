@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "error.hpp"
+#include "vitcc/models/efficientvit.hpp"
 
 namespace vitcc::pack {
 namespace {
@@ -69,12 +70,20 @@ class Recognizer {
     if (node(i).op_type != op) fail(i, "expected " + what + " (" + op + ")");
     return node(i).outputs.at(0);
   }
-  // x -> Relu; returns the Relu output.
+  // x -> Relu; returns the Relu output. Another activation usually shows as x read by several nodes
+  // (GELU: Div and Mul; SiLU: Sigmoid and Mul), so that case lists what reads x instead of reporting a
+  // bare fan-out.
   std::string take_relu(const std::string& x, int from) {
-    const int r = sole_consumer(x, from);
-    expect_op(r, "Relu", "a ReLU");
-    use(r);
-    return node(r).outputs[0];
+    const auto& c = g_.consumers(x);
+    if (c.size() != 1) {
+      std::string ops;
+      for (int k : c) ops += (ops.empty() ? "" : ", ") + node(k).op_type;
+      fail(from, "expected its output '" + x + "' to feed a ReLU, found " + std::to_string(c.size()) + " nodes reading it" +
+                     (c.empty() ? std::string() : " (" + ops + "): another activation than EfficientViT's ReLU?"));
+    }
+    expect_op(c[0], "Relu", "a ReLU");
+    use(c[0]);
+    return node(c[0]).outputs[0];
   }
 
   Conv take_conv(int i, const std::string& what);
@@ -178,6 +187,11 @@ Unit Recognizer::take_mixer(const std::string& x, int add, std::int64_t c) {
     fail(add, "expected an attention branch with a qkv and a q conv per head plus a projection, found " +
                   std::to_string(convs.size()) + " convs");
   u.heads = std::int64_t(convs.size() - 1) / 2;
+  // The library's weights hold evit_max_heads heads per block; more would be written past them.
+  if (u.heads > std::int64_t(evit_max_heads))
+    fail(convs[2 * evit_max_heads], "expected at most " + std::to_string(evit_max_heads) +
+                                        " attention heads per block (vitcc's EfficientViT-M), found " +
+                                        std::to_string(u.heads) + " (a qkv and a q conv per head)");
   if (std::int64_t(softmaxes.size()) != u.heads)
     fail(add, "expected one Softmax per head (" + std::to_string(u.heads) + "), found " + std::to_string(softmaxes.size()));
   for (std::size_t i = 0; i + 1 < convs.size(); i += 2) {
@@ -504,6 +518,10 @@ EvitSpec Recognizer::run() {
     }
     std::int64_t d = 0;
     while (is_block(at)) {
+      // The library's weights hold evit_max_depth blocks per stage; more would be written past them.
+      if (d == std::int64_t(evit_max_depth))
+        fail(units[at].node, "expected at most " + std::to_string(evit_max_depth) + " blocks in stage " +
+                                 std::to_string(st) + " (vitcc's EfficientViT-M), found another block starting here");
       const std::string bp = sp + ".blocks." + std::to_string(d);
       put(bp + ".dw0.m", units[at].convs[0]);
       put(bp + ".ffn0.m.pw1", units[at + 1].convs[0]);
@@ -514,7 +532,11 @@ EvitSpec Recognizer::run() {
         put(bp + ".mixer.m.attn.dws." + std::to_string(h), m.convs[std::size_t(2 * h + 1)]);
         const std::int64_t k = m.convs[std::size_t(2 * h + 1)].k;
         if (s.kernels[h] == 0) s.kernels[h] = k;
-        else if (s.kernels[h] != k) fail(m.convs[std::size_t(2 * h + 1)].node, "head " + std::to_string(h) + " uses kernel " + std::to_string(k) + " here but " + std::to_string(s.kernels[h]) + " elsewhere");
+        else if (s.kernels[h] != k)
+          fail(m.convs[std::size_t(2 * h + 1)].node,
+               "expected head " + std::to_string(h) + "'s q conv to have the kernel it has in the earlier blocks (" +
+                   std::to_string(s.kernels[h]) + "x" + std::to_string(s.kernels[h]) + "), found " + std::to_string(k) + "x" +
+                   std::to_string(k) + ": vitcc's EfficientViT-M uses one kernel per head in every stage, as timm does");
       }
       put(bp + ".mixer.m.attn.proj.1", m.convs.back());
       s.tensors[bp + ".mixer.m.attn.attention_bias"] = m.bias;
@@ -616,7 +638,9 @@ EvitSpec Recognizer::run() {
       s.num_classes = out;
       s.tensors["head.weight"] = std::move(W);
       s.tensors["head.bias"] = std::move(Bv);
-      if (!g_.is_graph_output(v)) fail(sole_consumer(v, k), "expected the classifier to be the graph's output");
+      if (!g_.is_graph_output(v))
+        fail(sole_consumer(v, k), "expected the classifier to be the graph's output (an EfficientViT head is one Linear "
+                                  "after the pooling and its BatchNorm1d)");
     } else {
       fail(k, "expected the head (Flatten, BatchNormalization, then Gemm or MatMul + Add)");
     }

@@ -823,8 +823,12 @@ std::vector<OnnxTensor> gather(const Call& c) {
   const std::int64_t ax = c.axis(c.n.attr_int("axis", 0), rank);
   std::vector<std::int64_t> idx = c.ints(1, "indices");
   const std::int64_t dim = x.shape[ax];
-  for (std::int64_t& v : idx) {
-    if (v < -dim || v >= dim) c.fail("index " + std::to_string(v) + " out of range for axis of size " + std::to_string(dim));
+  for (std::size_t k = 0; k < idx.size(); ++k) {
+    std::int64_t& v = idx[k];
+    if (v < -dim || v >= dim)
+      c.fail("indices '" + c.n.inputs[1] + "' hold " + std::to_string(v) + " at element " + std::to_string(k) +
+             ": index out of range, expected values in [" + std::to_string(-dim) + ", " + std::to_string(dim - 1) +
+             "] for an axis of size " + std::to_string(dim));
     if (v < 0) v += dim;
   }
   Shape out(x.shape.begin(), x.shape.begin() + ax);
