@@ -134,7 +134,13 @@ FIXTURES = [
     _ev('efficientvit_m0_224_op13_bn', 'efficientvit_m0', 13, 'EfficientViT-M0, opset 13, BatchNormalization kept', fuse=False),
     _ev('efficientvit_m0_224_op17_fused', 'efficientvit_m0', 17, 'EfficientViT-M0, opset 17, reparam', fuse=True),
     _ev('efficientvit_m0_224_op17_bn', 'efficientvit_m0', 17, 'EfficientViT-M0, opset 17, BatchNormalization kept', fuse=False),
+    _ev('efficientvit_m5_224_op10_fused', 'efficientvit_m5', 10, 'EfficientViT-M5, opset 10, reparam', fuse=True),
+    _ev('efficientvit_m5_224_op10_bn', 'efficientvit_m5', 10, 'EfficientViT-M5, opset 10, BatchNormalization kept',
+        fuse=False),
     _ev('efficientvit_m5_224_op13_fused', 'efficientvit_m5', 13, 'EfficientViT-M5, opset 13, reparam', fuse=True),
+    _ev('efficientvit_m5_224_op13_bn', 'efficientvit_m5', 13, 'EfficientViT-M5, opset 13, BatchNormalization kept',
+        fuse=False),
+    _ev('efficientvit_m5_224_op17_fused', 'efficientvit_m5', 17, 'EfficientViT-M5, opset 17, reparam', fuse=True),
     _ev('efficientvit_m5_224_op17_bn', 'efficientvit_m5', 17, 'EfficientViT-M5, opset 17, BatchNormalization kept', fuse=False),
     _ev('efficientvit_m0_256_op17_bn', 'efficientvit_m0', 17,
         'EfficientViT-M0 at 256 (16x16 and 8x8 maps padded to 7x7 windows), opset 17', fuse=False, img_size=256),
@@ -142,8 +148,6 @@ FIXTURES = [
         fuse=True, img_size=256),
 
     # ================= full set only =========================================
-    _ev('efficientvit_m5_224_op10_bn', 'efficientvit_m5', 10, 'EfficientViT-M5, opset 10', fuse=False, sets=FULL),
-    _ev('efficientvit_m5_224_op17_fused', 'efficientvit_m5', 17, 'EfficientViT-M5, opset 17, reparam', fuse=True, sets=FULL),
     _ev('efficientvit_m1_224_op13_fused', 'efficientvit_m1', 13, 'EfficientViT-M1, opset 13, reparam', fuse=True, sets=FULL),
     _ev('efficientvit_m2_224_op13_bn', 'efficientvit_m2', 13, 'EfficientViT-M2, opset 13', fuse=False, sets=FULL),
     _ev('efficientvit_m3_224_op17_fused', 'efficientvit_m3', 17, 'EfficientViT-M3, opset 17, reparam', fuse=True, sets=FULL),
