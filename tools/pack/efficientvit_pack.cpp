@@ -214,8 +214,8 @@ PackedModel pack_efficientvit(const OnnxGraph& graph) {
     std::string ks;
     for (std::size_t h = 0; h < t.heads; ++h) ks += (h ? "," : "") + std::to_string(t.kernels[h]);
     std::snprintf(line, sizeof line,
-                  "stage %d      %s%zu x %zu, dim %zu, %zu blocks, %zu heads (key %zu, value %zu, q kernels %s), %s",
-                  st, st > 0 ? "patch merging -> " : "", t.res, t.res, t.c, t.depth, t.heads, t.kd, t.vd, ks.c_str(),
+                  "stage %d      %s%zu x %zu, dim %zu, %zu block%s, %zu heads (key %zu, value %zu, q kernels %s), %s",
+                  st, st > 0 ? "patch merging -> " : "", t.res, t.res, t.c, t.depth, t.depth == 1 ? "" : "s", t.heads, t.kd, t.vd, ks.c_str(),
                   t.nwin > 1 ? (std::to_string(t.nwin * t.nwin) + " windows of " + std::to_string(t.win) + "x" +
                                 std::to_string(t.win) + (t.nwin * t.win > t.res ? " (padded)" : ""))
                                    .c_str()
