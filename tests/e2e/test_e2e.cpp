@@ -2,6 +2,10 @@
 // output on a fixed input) goes through vitcc-pack and vitcc-run exactly as a user would run them,
 // and the native output is held to the parity bound against PyTorch:
 //   max abs error <= 1e-4 x max(1, max|ref|)  and  cosine >= 0.99999.
+// Every run also holds the model to forward()'s promise: vitcc-run's runner is compiled with
+// -fno-exceptions -fno-rtti and counts heap allocations in forward(); vitcc-run prints the count
+// (forward_allocations=0) and fails when it is not 0. The self-check runs on two threads, so for
+// ViT models (which spread every kernel over a ThreadPool) the count covers the pool's threads too.
 // Environment (set by CTest): VITCC_FIXTURES (folder with manifest.json), VITCC_PACK, VITCC_RUN,
 // VITCC_E2E_OUT (scratch folder), VITCC_E2E_SHARD ("i/n": run every n-th fixture from i),
 // VITCC_E2E_ONLY (optional: comma-separated fixture names to run).
@@ -115,6 +119,8 @@ TEST_CASE("every fixture packs, runs natively and matches PyTorch") {
                           log);
     CHECK_MESSAGE(run_rc == 0, "vitcc-run failed on ", name, ":\n", log);
     if (run_rc != 0) continue;
+    CHECK_MESSAGE(log.find("forward_allocations=0") != std::string::npos,
+                  "vitcc-run did not report forward_allocations=0 on ", name, ":\n", log);
     const std::vector<float> got = read_floats(out / "output.bin");
     const std::vector<float> ref = read_floats(dir / "reference.bin");
     REQUIRE_MESSAGE(got.size() == ref.size(), name, ": ", got.size(), " outputs, PyTorch gave ", ref.size());
@@ -127,13 +133,16 @@ TEST_CASE("every fixture packs, runs natively and matches PyTorch") {
     CHECK_MESSAGE(a.cosine >= 0.99999, name, ": cosine ", a.cosine);
 
     // Intra-op threads split every step into tasks fixed by the shapes alone, so three workers (an
-    // uneven split of most task lists) must give the one-thread output bit for bit.
+    // uneven split of most task lists) must give the one-thread output bit for bit, still without
+    // a heap allocation in forward().
     const int threads_rc = sh(quote(run) + " " + quote((out / (name + ".json")).string()) + " --input " +
                                   quote((dir / "input.bin").string()) + " --output " +
                                   quote((out / "output_t3.bin").string()) + " --threads 3",
                               log);
     CHECK_MESSAGE(threads_rc == 0, "vitcc-run --threads 3 failed on ", name, ":\n", log);
     if (threads_rc == 0) {
+      CHECK_MESSAGE(log.find("forward_allocations=0") != std::string::npos,
+                    "vitcc-run --threads 3 did not report forward_allocations=0 on ", name, ":\n", log);
       const std::vector<float> got3 = read_floats(out / "output_t3.bin");
       CHECK_MESSAGE((got3.size() == got.size() && std::memcmp(got3.data(), got.data(), got.size() * sizeof(float)) == 0),
                     name, ": --threads 3 output differs from one thread's");
@@ -142,6 +151,8 @@ TEST_CASE("every fixture packs, runs natively and matches PyTorch") {
     // The artifact's own record: the packer's ONNX interpreter output on the seeded input.
     const int check_rc = sh(quote(run) + " " + quote((out / (name + ".json")).string()) + " --check", log);
     CHECK_MESSAGE(check_rc == 0, "vitcc-run --check failed on ", name, ":\n", log);
+    CHECK_MESSAGE(log.find("forward_allocations=0") != std::string::npos,
+                  "vitcc-run --check did not report forward_allocations=0 on ", name, ":\n", log);
     ++ran;
     fs::remove(out / (name + ".vitcc"));  // the blobs of the big fixtures add up; keep json/hpp
   }

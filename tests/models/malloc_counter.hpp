@@ -1,9 +1,8 @@
-// Counts calls to malloc/calloc/realloc/aligned allocation made while counting is on, by
-// interposing glibc's allocator entry points in the test executable (operator new ends in malloc).
+// The heap-allocation counter of tools/common/malloc_counter.hpp, declared for the test files. Its
+// one definition is compiled in malloc_counter.cpp: link that into the test executable.
 #pragma once
-#include <cstddef>
 
-namespace vitcc::test {
-void malloc_counter_start();
-long malloc_counter_stop();  // returns the allocations counted since start
-}  // namespace vitcc::test
+namespace vitcc::tools {
+void malloc_counter_start() noexcept;
+long malloc_counter_stop() noexcept;  // returns the allocations counted since start, in every thread
+}  // namespace vitcc::tools

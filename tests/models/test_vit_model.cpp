@@ -98,15 +98,15 @@ TEST_CASE("forward() makes no heap allocation") {
   void* ws = std::aligned_alloc(64, Vit<Cfg>::workspace_bytes);
 
   // The counter itself must see allocations, or a zero below would prove nothing.
-  vitcc::test::malloc_counter_start();
+  vitcc::tools::malloc_counter_start();
   std::vector<int>* probe = new std::vector<int>(1000);
   delete probe;
-  CHECK(vitcc::test::malloc_counter_stop() >= 1);
+  CHECK(vitcc::tools::malloc_counter_stop() >= 1);
 
-  vitcc::test::malloc_counter_start();
+  vitcc::tools::malloc_counter_start();
   model.forward(in.data(), out.data(), ws);
   model.forward(in.data(), out.data(), ws);
-  CHECK(vitcc::test::malloc_counter_stop() == 0);
+  CHECK(vitcc::tools::malloc_counter_stop() == 0);
   std::free(ws);
 }
 

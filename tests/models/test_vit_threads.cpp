@@ -125,10 +125,10 @@ TEST_CASE("the threaded forward() makes no heap allocation") {
   const Executor ex = pool.executor();
   Aligned ws(Model::workspace_bytes_for(2));
   model.forward(in.data(), out.data(), ws.p, &ex);
-  vitcc::test::malloc_counter_start();
+  vitcc::tools::malloc_counter_start();
   model.forward(in.data(), out.data(), ws.p, &ex);
   model.forward(in.data(), out.data(), ws.p, &ex);
-  CHECK(vitcc::test::malloc_counter_stop() == 0);
+  CHECK(vitcc::tools::malloc_counter_stop() == 0);
 }
 
 TEST_CASE("ThreadPool runs every task exactly once with distinct concurrent worker indices") {

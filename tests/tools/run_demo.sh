@@ -32,7 +32,10 @@ head -c 6 "$out/png.npy" | grep -q "NUMPY" || fail "output is not .npy"
 # Three images in one raw file: N is inferred, each output equals the single-image reference.
 cat "$src/demo/input.bin" "$src/demo/input.bin" "$src/demo/input.bin" > "$out/three.bin"
 cat "$src/demo/reference.bin" "$src/demo/reference.bin" "$src/demo/reference.bin" > "$out/three_ref.bin"
-"$run" "$out/m/demo.json" --input "$out/three.bin" --output "$out/three_out.bin" --threads 2 --reference "$out/three_ref.bin"
+log=$("$run" "$out/m/demo.json" --input "$out/three.bin" --output "$out/three_out.bin" --threads 2 --reference "$out/three_ref.bin")
+echo "$log"
+# The runner counted the heap allocations of every forward() call, thread pool included.
+grep -q "forward_allocations=0" <<<"$log" || fail "no forward_allocations=0 with 2 threads"
 [ "$(stat -c %s "$out/three_out.bin")" -eq "$(stat -c %s "$out/three_ref.bin")" ] || fail "batch output size"
 
 # Timing and the artifact's self-check.

@@ -3,10 +3,12 @@
 //
 // Runs a packed model natively. The model's generated header is compiled, once per configuration,
 // into a small runner executable (see runner_main.hpp) that is cached under the user's cache folder
-// by a key made of the config hash, the library's headers, the compiler and its flags; later runs of
-// any model with the same configuration reuse it. This tool does the file handling around it:
-// reading .bin/.npy/image inputs (images preprocessed as the JSON says), writing .bin/.npy outputs,
-// printing top-5 and latency.
+// by a key made of the config hash, the library's headers, the runner's sources, the compiler and its
+// flags; later runs of any model with the same configuration reuse it. The runner is always compiled
+// with -fno-exceptions -fno-rtti and counts the heap allocations of every forward() call, so each run
+// also checks the library's promise (forward() allocates nothing, throws nothing, needs no RTTI).
+// This tool does the file handling around it: reading .bin/.npy/image inputs (images preprocessed as
+// the JSON says), writing .bin/.npy outputs, printing top-5, latency and the allocation count.
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -48,7 +50,8 @@ const char* usage =
     "the project's parity bound (max abs error <= 1e-4 x max(1, max|ref|), cosine >= 0.99999; exit 4 if not).\n"
     "--check: run the seeded input recorded by vitcc-pack and compare with the ONNX graph's output.\n"
     "Environment: VITCC_CACHE_DIR (compiled runners; default ~/.cache/vitcc), CXX (compiler),\n"
-    "VITCC_RUN_FLAGS (replaces the runner's compiler flags), VITCC_RUN_LAUNCHER (e.g. an emulator).\n";
+    "VITCC_RUN_FLAGS (replaces the runner's compiler flags; -fno-exceptions -fno-rtti are always added),\n"
+    "VITCC_RUN_LAUNCHER (e.g. an emulator).\n";
 
 struct Failure : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -107,24 +110,34 @@ fs::path self_dir() {
   return ec ? fs::path(".") : exe.parent_path();
 }
 
-// Where the library's headers and the runner template are: $VITCC_INCLUDE_DIR, an installed tree
-// next to this executable (../include, ../share/vitcc/runner), or the source tree it was built from.
-void find_sources(fs::path& include_dir, fs::path& runner_dir) {
+// Where the library's headers and the runner's sources are (runner_main.hpp, and the allocation
+// counter it includes, malloc_counter.hpp): $VITCC_INCLUDE_DIR for all three, an installed tree next
+// to this executable (../include, both files in ../share/vitcc/runner), or the source tree it was
+// built from (tools/run, tools/common).
+struct RunnerSources {
+  fs::path include_dir, runner_dir, counter_dir;
+};
+
+RunnerSources find_sources() {
+  RunnerSources s;
   if (const char* env = std::getenv("VITCC_INCLUDE_DIR")) {
-    include_dir = env;
-    runner_dir = env;
+    s.include_dir = s.runner_dir = s.counter_dir = env;
   } else if (fs::exists(self_dir() / "../include/vitcc/models/vit.hpp") &&
              fs::exists(self_dir() / "../share/vitcc/runner/runner_main.hpp")) {
-    include_dir = fs::canonical(self_dir() / "../include");
-    runner_dir = fs::canonical(self_dir() / "../share/vitcc/runner");
+    s.include_dir = fs::canonical(self_dir() / "../include");
+    s.runner_dir = s.counter_dir = fs::canonical(self_dir() / "../share/vitcc/runner");
   } else {
-    include_dir = VITCC_SOURCE_INCLUDE_DIR;
-    runner_dir = VITCC_SOURCE_RUNNER_DIR;
+    s.include_dir = VITCC_SOURCE_INCLUDE_DIR;
+    s.runner_dir = VITCC_SOURCE_RUNNER_DIR;
+    s.counter_dir = VITCC_SOURCE_COMMON_DIR;
   }
-  if (!fs::exists(include_dir / "vitcc/models/vit.hpp"))
-    throw Failure("cannot find the vitcc headers (looked in " + include_dir.string() + "); set VITCC_INCLUDE_DIR");
-  if (!fs::exists(runner_dir / "runner_main.hpp"))
-    throw Failure("cannot find runner_main.hpp (looked in " + runner_dir.string() + ")");
+  if (!fs::exists(s.include_dir / "vitcc/models/vit.hpp"))
+    throw Failure("cannot find the vitcc headers (looked in " + s.include_dir.string() + "); set VITCC_INCLUDE_DIR");
+  if (!fs::exists(s.runner_dir / "runner_main.hpp"))
+    throw Failure("cannot find runner_main.hpp (looked in " + s.runner_dir.string() + ")");
+  if (!fs::exists(s.counter_dir / "malloc_counter.hpp"))
+    throw Failure("cannot find malloc_counter.hpp (looked in " + s.counter_dir.string() + ")");
+  return s;
 }
 
 fs::path cache_root() {
@@ -154,23 +167,29 @@ std::vector<std::string> with_launcher(std::vector<std::string> args) {
 
 // Returns the cached runner for this configuration, compiling it first if needed.
 fs::path ensure_runner(const vitcc::run::RunConfig& cfg, const fs::path& header, bool verbose) {
-  fs::path include_dir, runner_dir;
-  find_sources(include_dir, runner_dir);
+  const RunnerSources src = find_sources();
   const char* env_cxx = std::getenv("CXX");
   const std::string cxx = env_cxx && *env_cxx ? env_cxx : VITCC_RUN_CXX;
   // $VITCC_RUN_FLAGS replaces the built-in flags (e.g. a cross compiler's, or a scalar-only build's).
   const char* env_flags = std::getenv("VITCC_RUN_FLAGS");
   const std::string flag_text = env_flags ? env_flags : VITCC_RUN_FLAGS;
-  const std::vector<std::string> flags = split_flags(flag_text);
+  std::vector<std::string> flags = split_flags(flag_text);
+  // Whatever the flags, the runner proves that forward() and bind() need neither exceptions nor RTTI
+  // (last, so that they win over a -fexceptions in the flags).
+  const std::vector<std::string> promise_flags{"-fno-exceptions", "-fno-rtti"};
+  flags.insert(flags.end(), promise_flags.begin(), promise_flags.end());
 
   // The key covers everything the binary depends on except the weights.
   std::uint64_t key = vitcc::tools::fnv1a(cfg.config_hash);
-  key = vitcc::tools::fnv1a(cxx + " " + flag_text, key);
+  std::string command_text = cxx;
+  for (const auto& f : flags) command_text += " " + f;
+  key = vitcc::tools::fnv1a(command_text, key);
   std::vector<fs::path> sources;
-  for (const auto& e : fs::recursive_directory_iterator(include_dir / "vitcc"))
+  for (const auto& e : fs::recursive_directory_iterator(src.include_dir / "vitcc"))
     if (e.is_regular_file()) sources.push_back(e.path());
   std::sort(sources.begin(), sources.end());
-  sources.push_back(runner_dir / "runner_main.hpp");
+  sources.push_back(src.runner_dir / "runner_main.hpp");
+  sources.push_back(src.counter_dir / "malloc_counter.hpp");
   for (const auto& p : sources) key = vitcc::tools::fnv1a(p.filename().string() + read_text(p), key);
 
   const fs::path dir = cache_root();
@@ -200,7 +219,8 @@ fs::path ensure_runner(const vitcc::run::RunConfig& cfg, const fs::path& header,
   const fs::path tmp_bin = dir / (tag + ".bin");
   std::vector<std::string> cmd{cxx, "-std=c++17"};
   cmd.insert(cmd.end(), flags.begin(), flags.end());
-  cmd.insert(cmd.end(), {"-I" + include_dir.string(), "-I" + runner_dir.string(), tu.string(), "-o", tmp_bin.string(), "-pthread"});
+  cmd.insert(cmd.end(), {"-I" + src.include_dir.string(), "-I" + src.runner_dir.string(), "-I" + src.counter_dir.string(),
+                         tu.string(), "-o", tmp_bin.string(), "-pthread"});
   if (verbose) {
     for (const auto& c : cmd) std::fprintf(stderr, "%s ", c.c_str());
     std::fprintf(stderr, "\n");
@@ -242,6 +262,16 @@ std::vector<float> read_raw(const fs::path& p, std::size_t n) {
   f.read(reinterpret_cast<char*>(v.data()), std::streamsize(n * sizeof(float)));
   if (!f) throw Failure(p.string() + ": runner output is short");
   return v;
+}
+
+// A number on the runner's summary line ("KEY=VALUE"); false when the runner did not print it.
+bool runner_field(const std::string& said, const std::string& key, double& value) {
+  const auto p = said.find(" " + key + "=");
+  if (p == std::string::npos) return false;
+  const char* start = said.c_str() + p + key.size() + 2;
+  char* end = nullptr;
+  value = std::strtod(start, &end);
+  return end != start;
 }
 
 }  // namespace
@@ -288,12 +318,18 @@ int main(int argc, char** argv) {
           if (ch != '\n' || (!said.empty() && said.back() != ' ')) said += ch == '\n' ? ' ' : ch;
         throw Failure("the compiled model failed (exit " + std::to_string(rc) + "): " + said);
       }
+      // The runner exits 5 when forward() allocated; a summary without the count would come from a
+      // runner that did not check, which must not pass for one that did.
+      double allocations = -1;
+      if (!runner_field(out_text, "forward_allocations", allocations) || allocations != 0)
+        throw Failure("the compiled model did not report forward_allocations=0: " + out_text);
       std::vector<float> result = read_raw(tmp.path / "out.raw", images * per_out);
 
       if (o.check) {
         const std::string why = vitcc::tools::self_check_verify(cfg.self_check, result);
         if (!why.empty()) throw Failure(o.config + ": self-check FAILED: " + why);
-        std::printf("%s: self-check passed (%zu outputs agree with the ONNX graph's recorded output)\n",
+        std::printf("%s: self-check passed (%zu outputs agree with the ONNX graph's recorded output; "
+                    "forward_allocations=0)\n",
                     o.config.c_str(), result.size());
         return 0;
       }
@@ -328,20 +364,20 @@ int main(int argc, char** argv) {
                     ok ? "within bound (1e-4 x max(1, max|ref|), cosine >= 0.99999)" : "OUT OF BOUND");
         if (!ok) status = 4;
       }
-      const auto pos = out_text.find("median_ms=");
-      if (pos != std::string::npos) {
-        const double median = std::strtod(out_text.c_str() + pos + 10, nullptr);
+      double median = 0;
+      if (runner_field(out_text, "median_ms", median)) {
         const auto field = [&](const char* key) {
-          const auto p = out_text.find(key);
-          return p == std::string::npos ? 0.0 : std::strtod(out_text.c_str() + p + std::strlen(key), nullptr);
+          double v = 0;
+          return runner_field(out_text, key, v) ? v : 0.0;
         };
         std::printf("latency %.3f ms median (min %.3f, max %.3f) over %zu forward run(s) per image, %zu intra-op "
                     "thread(s) per image, workspace %.0f bytes\n",
-                    median, field("min_ms="), field("max_ms="), o.repeat, o.threads, field("workspace_bytes="));
+                    median, field("min_ms"), field("max_ms"), o.repeat, o.threads, field("workspace_bytes"));
         const auto runs = out_text.find("times_ms=");
         if (o.repeat > 1 && runs != std::string::npos)
           std::printf("runs_ms %s\n", out_text.substr(runs + 9, out_text.find('\n', runs) - runs - 9).c_str());
       }
+      std::printf("heap    forward_allocations=0 (no heap allocation in any forward() call, warm-up included)\n");
       return status;
     }
   } catch (const std::exception& e) {

@@ -9,6 +9,11 @@
 // (REPEAT times when timing; the median, min, max and every run's time are printed). THREADS > 1
 // runs each image on THREADS threads (intra-op: a vitcc::ThreadPool spreads every kernel's tasks),
 // one image after another; the output is the same bit for bit as with one thread.
+//
+// It also holds every model to the library's promise for forward(): vitcc-run always compiles it
+// with -fno-exceptions -fno-rtti, and it counts the heap allocations made (in any thread) during
+// each forward() call. The summary line reports forward_allocations=N; any N but 0 is an error
+// (exit 5). This file is that program's only translation unit, so it may define malloc & co.
 #pragma once
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -23,6 +28,7 @@
 #include <cstring>
 #include <vector>
 
+#include "malloc_counter.hpp"  // tools/common; vitcc-run passes its folder with -I
 #include "vitcc/core/thread_pool.hpp"
 #include "vitcc/io/blob_reader.hpp"
 
@@ -90,18 +96,32 @@ int main(int argc, char** argv) {
   void* ws = std::aligned_alloc(Model::workspace_alignment,
                                 (ws_bytes + Model::workspace_alignment - 1) / Model::workspace_alignment *
                                     Model::workspace_alignment);
+  long allocations = 0;  // made during forward() calls, the warm-up's included
   for (std::size_t i = 0; i < images; ++i) {
     const float* x = in.data() + i * Model::input_floats;
     float* y = out.data() + i * Model::output_floats;
-    if (repeat > 1) model.forward(x, y, ws, ex);  // warm-up
+    if (repeat > 1) {  // warm-up
+      vitcc::tools::malloc_counter_start();
+      model.forward(x, y, ws, ex);
+      allocations += vitcc::tools::malloc_counter_stop();
+    }
     for (std::size_t r = 0; r < repeat; ++r) {
+      vitcc::tools::malloc_counter_start();
       const auto t0 = std::chrono::steady_clock::now();
       model.forward(x, y, ws, ex);
       const auto t1 = std::chrono::steady_clock::now();
+      allocations += vitcc::tools::malloc_counter_stop();
       all.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
     }
   }
   std::free(ws);
+  if (allocations != 0) {
+    std::fprintf(stderr,
+                 "runner: error: forward() made %ld heap allocation(s) over %zu call(s) with %zu thread(s); "
+                 "it must allocate nothing (forward_allocations=%ld)\n",
+                 allocations, images * (repeat > 1 ? repeat + 1 : 1), threads, allocations);
+    return 5;
+  }
 
   std::FILE* f = std::fopen(argv[5], "wb");
   if (!f || std::fwrite(out.data(), sizeof(float), out.size(), f) != out.size() || std::fclose(f) != 0) {
@@ -112,8 +132,9 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < all.size(); ++i) std::printf(i ? ",%.4f" : "%.4f", all[i]);
   std::printf("\n");
   std::sort(all.begin(), all.end());
-  std::printf("runner: forward_runs=%zu median_ms=%.4f min_ms=%.4f max_ms=%.4f workspace_bytes=%zu threads=%zu\n",
-              all.size(), all[all.size() / 2], all.front(), all.back(), ws_bytes, threads);
+  std::printf("runner: forward_runs=%zu median_ms=%.4f min_ms=%.4f max_ms=%.4f workspace_bytes=%zu threads=%zu "
+              "forward_allocations=%ld\n",
+              all.size(), all[all.size() / 2], all.front(), all.back(), ws_bytes, threads, allocations);
   ::munmap(mapped, std::size_t(st.st_size));
   return 0;
 }

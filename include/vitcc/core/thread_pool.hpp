@@ -22,9 +22,11 @@
 namespace vitcc {
 
 // A small fixed pool of std::threads. The constructor starts workers - 1 threads (the thread that
-// calls parallel_for is worker 0 and works too); nothing is allocated after that. Between regions the
-// helpers spin briefly (regions follow each other within microseconds inside a forward pass), then
-// sleep on a condition variable, so an idle pool costs no CPU.
+// calls parallel_for is worker 0 and works too) and returns once they all run, so that whatever a
+// thread's start-up allocates (AddressSanitizer's per-thread state, for one) is allocated by then,
+// not during a forward pass; nothing is allocated after that. Between regions the helpers spin
+// briefly (regions follow each other within microseconds inside a forward pass), then sleep on a
+// condition variable, so an idle pool costs no CPU.
 //
 // One parallel_for at a time per pool: it is an intra-op pool, not a task queue. Use one pool per
 // thread that runs forward passes.
@@ -33,6 +35,7 @@ class ThreadPool {
   explicit ThreadPool(std::size_t workers) : workers_(workers < 1 ? 1 : workers) {
     threads_.reserve(workers_ - 1);
     for (std::size_t i = 1; i < workers_; ++i) threads_.emplace_back([this, i] { helper(i); });
+    for (unsigned spins = 0; started_.load(std::memory_order_acquire) != workers_ - 1; ++spins) relax(spins);
   }
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -95,6 +98,7 @@ class ThreadPool {
   }
 
   void helper(std::size_t worker) {
+    started_.fetch_add(1, std::memory_order_release);
     std::uint64_t served = gen_.load(std::memory_order_seq_cst);
     if (served % 2 == 0) served -= 1;  // pretend the (closed) region before this one was served
     for (;;) {
@@ -132,6 +136,7 @@ class ThreadPool {
   alignas(64) std::atomic<std::size_t> next_{0};
   alignas(64) std::atomic<std::size_t> done_{0};
   alignas(64) std::atomic<std::size_t> inside_{0};
+  std::atomic<std::size_t> started_{0};  // helpers that have begun to run
   TaskFn fn_ = nullptr;
   void* arg_ = nullptr;
   std::size_t tasks_ = 0;
