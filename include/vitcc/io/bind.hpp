@@ -12,6 +12,13 @@
 
 namespace vitcc {
 
+// The first check of every model's bind(): the blob is the one the model was generated for.
+inline Status check_blob_checksum(const BlobView& blob, std::uint64_t expected) noexcept {
+  if (blob.checksum() == expected) return Status{};
+  return Status::error(Errc::wrong_blob, "blob: checksum 0x%016llx, this model expects 0x%016llx",
+                       static_cast<unsigned long long>(blob.checksum()), static_cast<unsigned long long>(expected));
+}
+
 class Binder {
  public:
   explicit Binder(const BlobView& blob) noexcept : blob_(blob) {}

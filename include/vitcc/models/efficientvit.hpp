@@ -120,7 +120,7 @@ struct EvitDims {
     }
     return m;
   }
-  //   merged: patch merging after its stride-2 depthwise conv (p x 4c at the new resolution).
+  //   merged: patch merging after its stride-2 depthwise conv (p x 4c at the next stage's resolution).
   constexpr std::size_t merged_floats() const noexcept {
     std::size_t m = 0;
     for (std::size_t s = 1; s < evit_stages; ++s) m = max(m, st[s].res * st[s].res * st[s].pm_hidden);
@@ -464,11 +464,9 @@ class EfficientVitM {
 
   Status bind(const BlobView& blob, std::uint64_t expected_checksum = Cfg::blob_checksum) noexcept {
     bound_ = false;
-    if (blob.checksum() != expected_checksum)
-      return Status::error(Errc::wrong_blob, "blob: checksum 0x%016llx, this model expects 0x%016llx",
-                           static_cast<unsigned long long>(blob.checksum()),
-                           static_cast<unsigned long long>(expected_checksum));
-    Status s = detail::bind_efficientvit(Cfg{}, blob, weights_);
+    Status s = check_blob_checksum(blob, expected_checksum);
+    if (!s.ok()) return s;
+    s = detail::bind_efficientvit(Cfg{}, blob, weights_);
     bound_ = s.ok();
     return s;
   }

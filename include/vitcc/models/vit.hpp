@@ -221,11 +221,9 @@ class Vit {
   // `expected_checksum` (by default the one recorded in the generated config).
   Status bind(const BlobView& blob, std::uint64_t expected_checksum = Cfg::blob_checksum) noexcept {
     bound_ = false;
-    if (blob.checksum() != expected_checksum)
-      return Status::error(Errc::wrong_blob, "blob: checksum 0x%016llx, this model expects 0x%016llx",
-                           static_cast<unsigned long long>(blob.checksum()),
-                           static_cast<unsigned long long>(expected_checksum));
-    Status s = detail::bind_vit(Cfg{}, blob, weights_, blocks_.data());
+    Status s = check_blob_checksum(blob, expected_checksum);
+    if (!s.ok()) return s;
+    s = detail::bind_vit(Cfg{}, blob, weights_, blocks_.data());
     bound_ = s.ok();
     return s;
   }
