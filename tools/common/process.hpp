@@ -1,5 +1,6 @@
-// Host-tool helpers shared by vitcc-pack, vitcc-run and vitcc-compile: running a child process
-// without a shell, and turning any error message into the one stderr line the tools promise.
+// Host-tool helpers shared by vitcc-pack, vitcc-run and vitcc-compile: splitting a command string
+// into arguments, running a child process without a shell, and turning any error message into the
+// one stderr line the tools promise.
 #pragma once
 #include <sys/wait.h>
 #include <unistd.h>
@@ -7,11 +8,22 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace vitcc::tools {
+
+// A command or flag list from the environment ("ccache g++", "-O2 -march=native") as run_process
+// arguments: split at whitespace, no shell quoting.
+inline std::vector<std::string> words(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream ss(s);
+  std::string w;
+  while (ss >> w) out.push_back(w);
+  return out;
+}
 
 // Runs args[0] (looked up on PATH) with args, no shell involved. Returns its exit status (128 +
 // signal when killed); its stdout, and its stderr too when merge_stderr, is appended to `out`.

@@ -46,14 +46,6 @@ struct Failure : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-std::vector<std::string> words(const std::string& s) {
-  std::vector<std::string> out;
-  std::istringstream ss(s);
-  std::string w;
-  while (ss >> w) out.push_back(w);
-  return out;
-}
-
 std::string from_env(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
   return v && *v ? std::string(v) : fallback;
@@ -223,16 +215,16 @@ int main(int argc, char** argv) {
     const fs::path lib = dir / ("lib" + name + ".a"), tmp_lib = dir / ("lib" + name + ".a.tmp." + std::to_string(::getpid()));
     write_text(src, c_api_source(header_path.string(), id));
 
-    std::vector<std::string> cmd = words(cxx);
+    std::vector<std::string> cmd = vitcc::tools::words(cxx);
     if (cmd.empty()) throw Failure("empty compiler command");
     cmd.push_back("-std=c++17");
-    for (const auto& f : words(flags)) cmd.push_back(f);
+    for (const auto& f : vitcc::tools::words(flags)) cmd.push_back(f);
     cmd.insert(cmd.end(), {"-fno-exceptions", "-fno-rtti", "-fno-threadsafe-statics", "-I" + include_dir().string(),
                            "-c", src.string(), "-o", obj.string()});
     std::string log;
     if (vitcc::tools::run_process(cmd, log) != 0) throw Failure("compiling " + src.string() + " with " + cxx + " failed:\n" + log);
     fs::remove(tmp_lib, ec);
-    std::vector<std::string> ar_cmd = words(ar);
+    std::vector<std::string> ar_cmd = vitcc::tools::words(ar);
     ar_cmd.insert(ar_cmd.end(), {"rcs", tmp_lib.string(), obj.string()});
     log.clear();
     if (vitcc::tools::run_process(ar_cmd, log) != 0) throw Failure("archiving " + obj.string() + " with " + ar + " failed:\n" + log);

@@ -33,14 +33,6 @@ std::string common_defines(const EmbedRequest& r, const std::string& id, std::si
   return h.str();
 }
 
-std::vector<std::string> words(const std::string& s) {
-  std::vector<std::string> out;
-  std::istringstream ss(s);
-  std::string w;
-  while (ss >> w) out.push_back(w);
-  return out;
-}
-
 }  // namespace
 
 std::string emit_c_array(const EmbedRequest& r, const std::vector<unsigned char>& blob) {
@@ -113,7 +105,7 @@ std::string emit_object(const EmbedRequest& r, std::size_t blob_bytes) {
   }
   const std::string obj = r.out_dir + "/" + r.name + "_blob.o";
   const std::string tmp = obj + ".tmp." + std::to_string(::getpid());
-  std::vector<std::string> cmd = words(cc);
+  std::vector<std::string> cmd = tools::words(cc);
   if (cmd.empty()) throw PackError("--object-cc: empty command");
   cmd.insert(cmd.end(), {"-c", "-x", "assembler", asm_path, "-Wa,-I," + r.out_dir, "-o", tmp});
   std::string log;

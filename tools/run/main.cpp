@@ -147,20 +147,12 @@ fs::path cache_root() {
   return fs::temp_directory_path() / "vitcc-cache";
 }
 
-std::vector<std::string> split_flags(const std::string& s) {
-  std::vector<std::string> out;
-  std::istringstream ss(s);
-  std::string w;
-  while (ss >> w) out.push_back(w);
-  return out;
-}
-
 // $VITCC_RUN_LAUNCHER (e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu") runs the compiled runner
 // through an emulator, for runners cross-compiled with $CXX and $VITCC_RUN_FLAGS.
 std::vector<std::string> with_launcher(std::vector<std::string> args) {
   const char* launcher = std::getenv("VITCC_RUN_LAUNCHER");
   if (!launcher || !*launcher) return args;
-  std::vector<std::string> cmd = split_flags(launcher);
+  std::vector<std::string> cmd = vitcc::tools::words(launcher);
   cmd.insert(cmd.end(), args.begin(), args.end());
   return cmd;
 }
@@ -173,7 +165,7 @@ fs::path ensure_runner(const vitcc::run::RunConfig& cfg, const fs::path& header,
   // $VITCC_RUN_FLAGS replaces the built-in flags (e.g. a cross compiler's, or a scalar-only build's).
   const char* env_flags = std::getenv("VITCC_RUN_FLAGS");
   const std::string flag_text = env_flags ? env_flags : VITCC_RUN_FLAGS;
-  std::vector<std::string> flags = split_flags(flag_text);
+  std::vector<std::string> flags = vitcc::tools::words(flag_text);
   // Whatever the flags, the runner proves that forward() and bind() need neither exceptions nor RTTI
   // (last, so that they win over a -fexceptions in the flags).
   const std::vector<std::string> promise_flags{"-fno-exceptions", "-fno-rtti"};
