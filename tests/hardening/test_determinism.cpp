@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../../tools/common/self_check.hpp"
+#include "../model_test_archs.hpp"
 #include "demo.hpp"
 
 using namespace vitcc;
@@ -89,17 +90,7 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 
 }  // namespace
 
-#if !VITCC_DISABLE_SIMD && XSIMD_WITH_AVX512F
-#define VITCC_DET_ARCHS vitcc::scalar_arch, xsimd::fma3<xsimd::avx2>, xsimd::avx512f
-#elif !VITCC_DISABLE_SIMD && XSIMD_WITH_FMA3_AVX2
-#define VITCC_DET_ARCHS vitcc::scalar_arch, xsimd::fma3<xsimd::avx2>
-#elif !VITCC_DISABLE_SIMD && XSIMD_WITH_NEON64
-#define VITCC_DET_ARCHS vitcc::scalar_arch, xsimd::neon64
-#else
-#define VITCC_DET_ARCHS vitcc::scalar_arch
-#endif
-
-TEST_CASE_TEMPLATE("the same input gives the same bits: runs, workspaces, threads", Arch, VITCC_DET_ARCHS) {
+TEST_CASE_TEMPLATE("the same input gives the same bits: runs, workspaces, threads", Arch, VITCC_MODEL_TEST_ARCHS) {
   const auto xs = inputs();
   const std::vector<float> first = run_all<Arch>(xs, 0x00);
   for (float v : first) REQUIRE(std::isfinite(v));
@@ -127,7 +118,7 @@ TEST_CASE_TEMPLATE("the same input gives the same bits: runs, workspaces, thread
   CHECK(same_bits(first, outs[1]));
 }
 
-TEST_CASE_TEMPLATE("ISA paths agree with the scalar reference within the documented bound", Arch, VITCC_DET_ARCHS) {
+TEST_CASE_TEMPLATE("ISA paths agree with the scalar reference within the documented bound", Arch, VITCC_MODEL_TEST_ARCHS) {
   const auto xs = inputs();
   const std::vector<float> ref = run_all<vitcc::scalar_arch>(xs, 0);
   const std::vector<float> got = run_all<Arch>(xs, 0);

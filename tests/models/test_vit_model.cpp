@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../../tools/common/self_check.hpp"
+#include "../model_test_archs.hpp"
 #include "demo.hpp"
 #include "malloc_counter.hpp"
 
@@ -58,15 +59,7 @@ const std::string reference_path = VITCC_DEMO_DIR "/reference.bin";
 static_assert(Vit<Cfg>::workspace_bytes > 0 && Vit<Cfg>::workspace_bytes % 4 == 0, "workspace is a constexpr");
 static_assert(Vit<Cfg>::input_floats == std::size_t(Cfg::in_chans) * Cfg::img_h * Cfg::img_w, "input size");
 
-#if !VITCC_DISABLE_SIMD && XSIMD_WITH_AVX512F
-#define VITCC_TEST_ARCHS vitcc::scalar_arch, xsimd::fma3<xsimd::avx2>, xsimd::avx512f
-#elif !VITCC_DISABLE_SIMD && XSIMD_WITH_FMA3_AVX2
-#define VITCC_TEST_ARCHS vitcc::scalar_arch, xsimd::fma3<xsimd::avx2>
-#else
-#define VITCC_TEST_ARCHS vitcc::scalar_arch
-#endif
-
-TEST_CASE_TEMPLATE("demo model matches PyTorch on this instruction set path", Arch, VITCC_TEST_ARCHS) {
+TEST_CASE_TEMPLATE("demo model matches PyTorch on this instruction set path", Arch, VITCC_MODEL_TEST_ARCHS) {
   AlignedFile blob(blob_path);
   BlobView view;
   REQUIRE(view.open(blob.data, blob.size).ok());

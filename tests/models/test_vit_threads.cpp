@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../model_test_archs.hpp"
 #include "demo.hpp"
 #include "malloc_counter.hpp"
 #include "vitcc/core/thread_pool.hpp"
@@ -69,19 +70,11 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 
 }  // namespace
 
-#if !VITCC_DISABLE_SIMD && XSIMD_WITH_AVX512F
-#define VITCC_TEST_ARCHS vitcc::scalar_arch, xsimd::fma3<xsimd::avx2>, xsimd::avx512f
-#elif !VITCC_DISABLE_SIMD && XSIMD_WITH_FMA3_AVX2
-#define VITCC_TEST_ARCHS vitcc::scalar_arch, xsimd::fma3<xsimd::avx2>
-#else
-#define VITCC_TEST_ARCHS vitcc::scalar_arch
-#endif
-
 static_assert(Vit<Cfg>::workspace_bytes_for(1) == Vit<Cfg>::workspace_bytes, "one worker: the serial workspace");
 static_assert(Vit<Cfg>::workspace_bytes_for(0) == Vit<Cfg>::workspace_bytes, "zero workers count as one");
 static_assert(Vit<Cfg>::workspace_bytes_for(3) > Vit<Cfg>::workspace_bytes_for(2), "a slice per worker");
 
-TEST_CASE_TEMPLATE("demo model: the same bits with 1, 2 and 3 workers", Arch, VITCC_TEST_ARCHS) {
+TEST_CASE_TEMPLATE("demo model: the same bits with 1, 2 and 3 workers", Arch, VITCC_MODEL_TEST_ARCHS) {
   using Model = Vit<Cfg, Arch>;
   const std::vector<unsigned char> blob = read_bytes(VITCC_DEMO_MODEL_DIR "/demo.vitcc");
   Aligned blob_mem(blob.size());
@@ -184,7 +177,7 @@ std::vector<float> seeded(std::size_t n, unsigned seed) {
 }
 }  // namespace
 
-TEST_CASE_TEMPLATE("kernels: the parallel entry points give the serial bits", Arch, VITCC_TEST_ARCHS) {
+TEST_CASE_TEMPLATE("kernels: the parallel entry points give the serial bits", Arch, VITCC_MODEL_TEST_ARCHS) {
   // Shapes off every tile size, and a tall A that the serial driver cuts into several row blocks.
   const std::size_t shapes[][3] = {{197, 384, 1000}, {700, 1000, 200}, {5, 33, 17}, {1, 384, 1000}};
   for (std::size_t workers : {2u, 3u}) {
