@@ -27,3 +27,18 @@
 
 // Alignment of every tensor in a blob and of the workspace the caller provides.
 #define VITCC_ALIGNMENT 64
+
+// 1 where the target executes single- (F) / double-precision fused multiply-add in hardware
+// (core/fp.hpp: how kernels use it).
+#if defined(__FP_FAST_FMAF) || defined(__FMA__) || defined(__aarch64__) || \
+    (defined(__ARM_FEATURE_FMA) && defined(__ARM_FP) && (__ARM_FP & 4))
+#define VITCC_HAS_FMAF 1
+#else
+#define VITCC_HAS_FMAF 0
+#endif
+#if defined(__FP_FAST_FMA) || defined(__FMA__) || defined(__aarch64__) || \
+    (defined(__ARM_FEATURE_FMA) && defined(__ARM_FP) && (__ARM_FP & 8))
+#define VITCC_HAS_FMA 1
+#else
+#define VITCC_HAS_FMA 0
+#endif

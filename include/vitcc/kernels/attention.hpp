@@ -28,6 +28,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "vitcc/core/fp.hpp"
 #include "vitcc/core/arch.hpp"
 #include "vitcc/core/config.hpp"
 #include "vitcc/core/executor.hpp"
@@ -197,9 +198,9 @@ void attention_query_block(std::size_t t, std::size_t head_dim, const float* qkv
       } else {
         // Rescale what earlier key blocks accumulated, unless the max did not move (the common case
         // once the block holding the largest score has been seen).
+        float alpha = 1.0f;
         if (m_new != row_max[i]) {
-          const float alpha = std::exp(row_max[i] - m_new);
-          row_sum[i] *= alpha;
+          alpha = std::exp(row_max[i] - m_new);
           float* oi = o + i * ld_out;
           const std::size_t obody = head_dim / W * W;
           const B va(alpha);
@@ -207,7 +208,7 @@ void attention_query_block(std::size_t t, std::size_t head_dim, const float* qkv
           for (; e < obody; e += W) (B::load_unaligned(oi + e) * va).store_unaligned(oi + e);
           for (; e < head_dim; ++e) oi[e] *= alpha;
         }
-        row_sum[i] += blk_sum;
+        row_sum[i] = fp::madd(row_sum[i], alpha, blk_sum);
       }
       row_max[i] = m_new;
     }

@@ -12,6 +12,7 @@
 #pragma once
 #include <cstddef>
 
+#include "vitcc/core/fp.hpp"
 #include "vitcc/core/arch.hpp"
 #include "vitcc/core/config.hpp"
 #include "vitcc/kernels/activations.hpp"
@@ -61,8 +62,8 @@ void dwconv_rows(std::size_t oy0, std::size_t oy1, std::size_t h, std::size_t w,
           float acc = 0.0f;
           for (std::size_t ky = ky0; ky < ky1; ++ky)
             for (std::size_t kx = kx0; kx < kx1; ++kx)
-              acc += in[(std::size_t(y0 + long(ky)) * w + std::size_t(x0 + long(kx))) * ld_in + ch] *
-                     weight[(ky * k + kx) * c + ch];
+              acc = fp::madd(in[(std::size_t(y0 + long(ky)) * w + std::size_t(x0 + long(kx))) * ld_in + ch],
+                             weight[(ky * k + kx) * c + ch], acc);
           if (bias) acc += bias[ch];
           acc = ref::apply_activation(acc, act);
           if (add) acc += add[o * ld_add + ch];

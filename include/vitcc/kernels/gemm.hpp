@@ -25,6 +25,7 @@
 #include "vitcc/core/config.hpp"
 #include "vitcc/core/executor.hpp"
 #include "vitcc/kernels/activations.hpp"
+#include "vitcc/kernels/fmadd.hpp"
 #include "vitcc/kernels/ref/gemm.hpp"
 
 namespace vitcc::kernels {
@@ -68,18 +69,6 @@ struct gemm_tile {
   static constexpr std::size_t mr = width >= 16 ? 8 : (mr_max > 12 ? 12 : mr_max);
   static_assert(mr >= 1, "no room for a register tile");
 };
-
-// a * b + c in one rounding. xsimd 8.1 has no AVX-512 specialisation of xsimd::fma (its generic
-// version is a * b + c, fused only if the compiler contracts it), so the microkernel asks for the
-// instruction explicitly there; every other architecture has its own xsimd::fma.
-template <class Arch>
-VITCC_ALWAYS_INLINE xsimd::batch<float, Arch> fmadd(const xsimd::batch<float, Arch>& a, const xsimd::batch<float, Arch>& b,
-                                                    const xsimd::batch<float, Arch>& c) noexcept {
-#if XSIMD_WITH_AVX512F
-  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) return _mm512_fmadd_ps(a, b, c);
-#endif
-  return xsimd::fma(a, b, c);
-}
 
 // Applies the epilogue to one batch of W accumulated columns and stores it. cols < W only on the
 // last panel: bias and add are then read through zero-padded copies so the tail gets exactly the

@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstddef>
 
+#include "vitcc/core/fp.hpp"
+#include "vitcc/kernels/fmadd.hpp"
 #include "vitcc/core/arch.hpp"
 #include "vitcc/core/config.hpp"
 #include "vitcc/core/executor.hpp"
@@ -51,26 +53,26 @@ void layer_norm(std::size_t rows, std::size_t d, const float* x, std::size_t ldx
       for (; j + 2 * W <= d; j += 2 * W) {
         const B e0 = (B::load_unaligned(xr + j) - vpivot) - vdev;
         const B e1 = (B::load_unaligned(xr + j + W) - vpivot) - vdev;
-        q0 = xsimd::fma(e0, e0, q0);
-        q1 = xsimd::fma(e1, e1, q1);
+        q0 = detail::fmadd<Arch>(e0, e0, q0);
+        q1 = detail::fmadd<Arch>(e1, e1, q1);
       }
       for (; j < body; j += W) {
         const B e0 = (B::load_unaligned(xr + j) - vpivot) - vdev;
-        q0 = xsimd::fma(e0, e0, q0);
+        q0 = detail::fmadd<Arch>(e0, e0, q0);
       }
       float sq = xsimd::hadd(q0 + q1);
       for (; j < d; ++j) {
         const float e = (xr[j] - pivot) - mean_dev;
-        sq += e * e;
+        sq = fp::madd(e, e, sq);
       }
       const float inv_std = 1.0f / std::sqrt(sq / static_cast<float>(d) + eps);
 
       const B vinv(inv_std);
       for (j = 0; j < body; j += W) {
         const B xn = ((B::load_unaligned(xr + j) - vpivot) - vdev) * vinv;
-        xsimd::fma(xn, B::load_unaligned(gamma + j), B::load_unaligned(beta + j)).store_unaligned(yr + j);
+        detail::fmadd<Arch>(xn, B::load_unaligned(gamma + j), B::load_unaligned(beta + j)).store_unaligned(yr + j);
       }
-      for (; j < d; ++j) yr[j] = ((xr[j] - pivot) - mean_dev) * inv_std * gamma[j] + beta[j];
+      for (; j < d; ++j) yr[j] = fp::madd(((xr[j] - pivot) - mean_dev) * inv_std, gamma[j], beta[j]);
     }
 #endif
   }

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstddef>
 
+#include "vitcc/core/fp.hpp"
 #include "vitcc/core/arch.hpp"
 #include "vitcc/core/config.hpp"
 #include "vitcc/kernels/gemm.hpp"
@@ -69,7 +70,7 @@ void window_attention_rows(std::size_t i0, std::size_t i1, std::size_t n, std::s
       }
       for (std::size_t e = vbody; e < vd; ++e) {
         float acc = 0.0f;
-        for (std::size_t j = 0; j < n; ++j) acc += s[j] * v[j * ldv + e];
+        for (std::size_t j = 0; j < n; ++j) acc = fp::madd(s[j], v[j * ldv + e], acc);
         oi[e] = acc * inv;
       }
     }

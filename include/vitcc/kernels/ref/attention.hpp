@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstddef>
 
+#include "vitcc/core/fp.hpp"
+
 namespace vitcc::kernels::ref {
 
 // Queries q0 .. q0+nq-1 of head h. qkv: [t, 3d] (ld_qkv), d = heads * head_dim; q of head h at column
@@ -21,7 +23,7 @@ inline void attention_rows(std::size_t t, std::size_t heads, std::size_t head_di
     float row_max = -INFINITY;
     for (std::size_t j = 0; j < t; ++j) {
       float s = 0.0f;
-      for (std::size_t e = 0; e < head_dim; ++e) s += q[i * ld_qkv + e] * k[j * ld_qkv + e];
+      for (std::size_t e = 0; e < head_dim; ++e) s = fp::madd(q[i * ld_qkv + e], k[j * ld_qkv + e], s);
       scores[j] = s * scale;
       row_max = scores[j] > row_max ? scores[j] : row_max;
     }
@@ -33,7 +35,7 @@ inline void attention_rows(std::size_t t, std::size_t heads, std::size_t head_di
     float* o = out + i * ld_out + h * head_dim;
     for (std::size_t e = 0; e < head_dim; ++e) {
       float acc = 0.0f;
-      for (std::size_t j = 0; j < t; ++j) acc += scores[j] * v[j * ld_qkv + e];
+      for (std::size_t j = 0; j < t; ++j) acc = fp::madd(scores[j], v[j * ld_qkv + e], acc);
       o[e] = acc / sum;
     }
   }

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstddef>
 
+#include "vitcc/core/fp.hpp"
 #include "vitcc/kernels/ref/activations.hpp"
 
 namespace vitcc::kernels {
@@ -29,7 +30,7 @@ inline void dwconv_rows(std::size_t oy0, std::size_t oy1, std::size_t h, std::si
           for (std::size_t kx = 0; kx < k; ++kx) {
             const long ix = long(ox * stride + kx) - long(pad);
             if (ix < 0 || ix >= long(w)) continue;
-            acc += double(in[(std::size_t(iy) * w + std::size_t(ix)) * ld_in + ch]) * weight[(ky * k + kx) * c + ch];
+            acc = fp::madd(double(in[(std::size_t(iy) * w + std::size_t(ix)) * ld_in + ch]), double(weight[(ky * k + kx) * c + ch]), acc);
           }
         }
         float v = float(acc);

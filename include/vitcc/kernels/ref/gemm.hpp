@@ -12,6 +12,7 @@
 #pragma once
 #include <cstddef>
 
+#include "vitcc/core/fp.hpp"
 #include "vitcc/kernels/ref/activations.hpp"
 
 namespace vitcc::kernels {
@@ -67,7 +68,7 @@ inline void gemm(std::size_t m, std::size_t n, std::size_t k, const float* a, st
       double acc[gemm_nr] = {};
       for (std::size_t kk = 0; kk < k; ++kk) {
         const double aik = a[i * lda + kk];
-        for (std::size_t jj = 0; jj < gemm_nr; ++jj) acc[jj] += aik * bp[kk * gemm_nr + jj];
+        for (std::size_t jj = 0; jj < gemm_nr; ++jj) acc[jj] = fp::madd(aik, double(bp[kk * gemm_nr + jj]), acc[jj]);
       }
       for (std::size_t jj = 0; jj < gemm_nr && p * gemm_nr + jj < n; ++jj) {
         const std::size_t j = p * gemm_nr + jj;

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstddef>
 
+#include "vitcc/core/fp.hpp"
+
 namespace vitcc::kernels::ref {
 
 // y may alias x (same pointer and leading dimension): each row is read completely before it is written.
@@ -16,11 +18,11 @@ inline void layer_norm(std::size_t rows, std::size_t d, const float* x, std::siz
     for (std::size_t j = 0; j < d; ++j) mean += xr[j];
     mean /= static_cast<double>(d);
     double var = 0.0;
-    for (std::size_t j = 0; j < d; ++j) var += (xr[j] - mean) * (xr[j] - mean);
+    for (std::size_t j = 0; j < d; ++j) var = fp::madd(xr[j] - mean, xr[j] - mean, var);
     var /= static_cast<double>(d);
     const double inv = 1.0 / std::sqrt(var + static_cast<double>(eps));
     for (std::size_t j = 0; j < d; ++j)
-      yr[j] = static_cast<float>((xr[j] - mean) * inv * gamma[j] + beta[j]);
+      yr[j] = static_cast<float>(fp::madd((xr[j] - mean) * inv, double(gamma[j]), double(beta[j])));
   }
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 
+#include "vitcc/core/fp.hpp"
 #include "vitcc/kernels/ref/gemm.hpp"
 
 namespace vitcc::kernels::ref {
@@ -24,7 +25,7 @@ inline void patch_embed(const float* image, std::size_t c, std::size_t h, std::s
           for (std::size_t ky = 0; ky < p; ++ky)
             for (std::size_t kx = 0; kx < p; ++kx) {
               const std::size_t kk = (ch * p + ky) * p + kx;
-              acc += static_cast<double>(image[(ch * h + gy * p + ky) * w + gx * p + kx]) * wj[kk * gemm_nr];
+              acc = fp::madd(static_cast<double>(image[(ch * h + gy * p + ky) * w + gx * p + kx]), double(wj[kk * gemm_nr]), acc);
             }
         out[r * ld_out + j] = static_cast<float>(acc) + add[r * ld_add + j];
       }

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstddef>
 
+#include "vitcc/core/fp.hpp"
+
 namespace vitcc::kernels::ref {
 
 // Query rows [i0, i1) only; window_attention below is all n.
@@ -14,8 +16,8 @@ inline void window_attention_rows(std::size_t i0, std::size_t i1, std::size_t n,
     float mx = -INFINITY;
     for (std::size_t j = 0; j < n; ++j) {
       double dot = 0.0;
-      for (std::size_t e = 0; e < kd; ++e) dot += double(q[i * ldq + e]) * k[j * ldk + e];
-      scratch[j] = float(dot) * scale + (bias ? bias[i * n + j] : 0.0f);
+      for (std::size_t e = 0; e < kd; ++e) dot = fp::madd(double(q[i * ldq + e]), double(k[j * ldk + e]), dot);
+      scratch[j] = fp::madd(float(dot), scale, bias ? bias[i * n + j] : 0.0f);
       mx = scratch[j] > mx ? scratch[j] : mx;
     }
     double sum = 0.0;
@@ -25,7 +27,7 @@ inline void window_attention_rows(std::size_t i0, std::size_t i1, std::size_t n,
     }
     for (std::size_t e = 0; e < vd; ++e) {
       double acc = 0.0;
-      for (std::size_t j = 0; j < n; ++j) acc += double(scratch[j]) * v[j * ldv + e];
+      for (std::size_t j = 0; j < n; ++j) acc = fp::madd(double(scratch[j]), double(v[j * ldv + e]), acc);
       out[i * ldo + e] = float(acc / sum);
     }
   }
