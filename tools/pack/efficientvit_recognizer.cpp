@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
 #include <set>
 #include <unordered_map>
 #include <vector>
 
+#include "../common/self_check.hpp"
 #include "error.hpp"
 #include "vitcc/models/efficientvit.hpp"
 
@@ -43,6 +43,12 @@ class Recognizer {
   const OnnxGraph& g_;
   std::vector<bool> used_;
   bool saw_bn_ = false;
+  // Values of the graph on an image-like input (the self-check image), kept for every non-constant input
+  // of an Add (so every residual stream value): what check_mixer feeds an attention branch. Computed on
+  // first use, by one run of the graph.
+  mutable std::unordered_map<std::string, OnnxTensor> probe_;
+  mutable bool probed_ = false;
+  const OnnxTensor& probe_value(const std::string& v, int from) const;
 
   const OnnxNode& node(int i) const { return g_.nodes()[std::size_t(i)]; }
   [[noreturn]] void fail(int i, const std::string& what) const {
@@ -87,6 +93,7 @@ class Recognizer {
   }
 
   Conv take_conv(int i, const std::string& what);
+  std::string through_scale(std::string v, double& scale) const;
   Unit take_mixer(const std::string& x, int add, std::int64_t c);
   Unit take_merge(int first, std::int64_t c);
   void check_mixer(const Unit& u, const std::vector<int>& region, const std::string& x, const std::string& y,
@@ -143,6 +150,31 @@ Conv Recognizer::take_conv(int i, const std::string& what) {
     c.out = bn.outputs[0];
   }
   return c;
+}
+
+// Follows v back through layout ops and Mul/Div by a scalar constant, multiplying `scale` by each
+// factor, and returns the first value that is neither (the MatMul's output, a conv's, a Split's, ...).
+std::string Recognizer::through_scale(std::string v, double& scale) const {
+  static const std::set<std::string> layout = {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze"};
+  for (;;) {
+    const int p = g_.producer_node(v);
+    if (p < 0) return v;
+    const OnnxNode& n = node(p);
+    if (layout.count(n.op_type)) {
+      v = n.inputs[0];
+      continue;
+    }
+    if (n.op_type == "Mul" || n.op_type == "Div") {
+      const int ci = g_.is_constant(n.inputs[1]) ? 1 : (n.op_type == "Mul" && g_.is_constant(n.inputs[0])) ? 0 : -1;
+      if (ci < 0 || g_.constant(n.inputs[std::size_t(ci)])->numel() != 1) return v;
+      const double c = g_.constant(n.inputs[std::size_t(ci)])->as_double(0);
+      if (n.op_type == "Div" && c == 0.0) fail(p, "divides the attention scores by zero");
+      scale = n.op_type == "Mul" ? scale * c : scale / c;
+      v = n.inputs[std::size_t(1 - ci)];
+      continue;
+    }
+    return v;
+  }
 }
 
 // Everything between the stream value x and the residual Add: cascaded group attention in windows.
@@ -212,7 +244,12 @@ Unit Recognizer::take_mixer(const std::string& x, int add, std::int64_t c) {
   Conv proj = take_conv(convs.back(), "the attention projection (1x1 conv)");
   if (proj.k != 1 || proj.group != 1 || proj.cin != u.heads * u.vd || proj.cout != c) fail(proj.node, "unexpected projection shape");
   u.convs.push_back(std::move(proj));
-  // Scores: Softmax(Add(Mul(MatMul, scale), bias)) per head.
+  // Scores per head: Softmax(Add(S, bias)), the bias a constant [N, N] (the bias table gathered by the index
+  // table, folded, whether the export gathered it once for all heads or per head), and S the product
+  // q^T k times a scalar scale. timm scales q before the product (q = q * scale); older code scales the
+  // product; an export may also put it on k, or write it as a Div. So the scale is every scalar Mul or
+  // Div met between the bias Add and the product, and on the way back from the product to the q and k
+  // convs (check_mixer then verifies the whole branch numerically).
   std::int64_t n = 0;
   for (std::size_t h = 0; h < softmaxes.size(); ++h) {
     const int sm = softmaxes[h];
@@ -231,17 +268,15 @@ Unit Recognizer::take_mixer(const std::string& x, int add, std::int64_t c) {
       fail(ad, "heads use different window sizes");
     }
     u.bias.data.insert(u.bias.data.end(), b.f.begin(), b.f.end());
-    const int mu = g_.producer_node(node(ad).inputs[std::size_t(1 - bi)]);
-    float scale = 1.0f;
-    if (mu >= 0 && (node(mu).op_type == "Mul" || node(mu).op_type == "Div")) {
-      const int ci = g_.is_constant(node(mu).inputs[1]) ? 1 : g_.is_constant(node(mu).inputs[0]) ? 0 : -1;
-      if (ci < 0 || g_.constant(node(mu).inputs[std::size_t(ci)])->numel() != 1)
-        fail(mu, "expected the attention scale as a scalar constant");
-      const float v = float(g_.constant(node(mu).inputs[std::size_t(ci)])->as_double(0));
-      scale = node(mu).op_type == "Mul" ? v : 1.0f / v;
-    }
-    if (h == 0) u.scale = scale;
-    else if (scale != u.scale) fail(mu, "heads use different attention scales");
+    double scale = 1.0;
+    const std::string prod = through_scale(node(ad).inputs[std::size_t(1 - bi)], scale);
+    const int mm = g_.producer_node(prod);
+    if (mm < 0 || node(mm).op_type != "MatMul")
+      fail(ad, "expected the attention scores (a MatMul of q and k, times a scalar scale) to feed the bias Add");
+    through_scale(node(mm).inputs[0], scale);
+    through_scale(node(mm).inputs[1], scale);
+    if (h == 0) u.scale = float(scale);
+    else if (float(scale) != u.scale) fail(mm, "heads use different attention scales");
   }
   u.win = std::int64_t(std::lround(std::sqrt(double(n))));
   if (u.win * u.win != n) fail(add, "the attention bias covers " + std::to_string(n) + " tokens, not a square window");
@@ -254,18 +289,31 @@ Unit Recognizer::take_mixer(const std::string& x, int add, std::int64_t c) {
   return u;
 }
 
-// Runs the region on a random input and compares with the recognised computation (plain loops, NCHW).
+const OnnxTensor& Recognizer::probe_value(const std::string& v, int from) const {
+  if (!probed_) {
+    std::set<std::string> keep;
+    for (const OnnxNode& n : g_.nodes())
+      if (n.op_type == "Add")
+        for (const std::string& in : n.inputs)
+          if (!in.empty() && !g_.is_constant(in)) keep.insert(in);
+    const Shape& is = g_.input_shape();
+    g_.run(tools::self_check_image(std::size_t(is[1]), std::size_t(is[2]), std::size_t(is[3]), 0x5eed), keep, probe_);
+    probed_ = true;
+  }
+  const auto it = probe_.find(v);
+  if (it == probe_.end()) fail(from, "internal: no probe value for '" + v + "'");
+  return it->second;
+}
+
+// Runs the region on the value its input takes when the graph sees an image-like input, and compares
+// with the recognised computation (plain loops in double, NCHW).
 void Recognizer::check_mixer(const Unit& u, const std::vector<int>& region, const std::string& x, const std::string& y,
                              int add) const {
   const Shape xs = g_.shape(x);
   const std::int64_t C = xs[1], R = xs[2], wn = u.win, N = wn * wn, nw = (R + wn - 1) / wn, kd = u.kd, vd = u.vd;
   const std::int64_t ch = C / u.heads;
-  std::mt19937 rng(1234);
-  std::uniform_real_distribution<float> dist(-1.5f, 1.5f);
-  OnnxTensor in;
-  in.shape = xs;
-  in.f.resize(std::size_t(in.numel()));
-  for (float& v : in.f) v = dist(rng);
+  const OnnxTensor& in = probe_value(x, add);
+  if (in.shape != xs || !in.is_float()) fail(add, "internal: the probe value of the block input has shape " + shape_str(in.shape));
   // The graph's own computation.
   std::unordered_map<std::string, OnnxTensor> vals;
   vals[x] = in;
@@ -339,21 +387,31 @@ void Recognizer::check_mixer(const Unit& u, const std::vector<int>& region, cons
           for (std::int64_t c = 0; c < C; ++c) cat[std::size_t((c * R + yy) * R + xx)] = std::max(0.0, out[std::size_t(t * C + c)]);
       }
     }
+  // The bound scales with the magnitude of the branch: the largest sum of absolute terms of an output
+  // (|bias| + sum |w * input| of the projection), which bounds the float32 rounding of the graph's own
+  // computation whatever the weights' scale. A correct branch stays ~100x inside it; a wrong weight,
+  // scale, bias or wiring moves outputs by a fraction of that magnitude.
   const Conv& pj = u.convs.back();
-  double max_err = 0, max_ref = 0;
+  double max_err = 0, max_mag = 0;
   if (got.numel() != C * R * R) fail(add, "the attention branch produces " + shape_str(got.shape) + ", expected " + shape_str(xs));
   for (std::int64_t o = 0; o < C; ++o)
     for (std::int64_t pix = 0; pix < R * R; ++pix) {
-      double s = pj.bias.data[std::size_t(o)];
-      for (std::int64_t c = 0; c < C; ++c) s += double(pj.weight.data[std::size_t(o * C + c)]) * cat[std::size_t(c * R * R + pix)];
+      double s = pj.bias.data[std::size_t(o)], mag = std::fabs(s);
+      for (std::int64_t c = 0; c < C; ++c) {
+        const double t = double(pj.weight.data[std::size_t(o * C + c)]) * cat[std::size_t(c * R * R + pix)];
+        s += t;
+        mag += std::fabs(t);
+      }
       max_err = std::max(max_err, std::fabs(s - got.f[std::size_t(o * R * R + pix)]));
-      max_ref = std::max(max_ref, std::fabs(s));
+      max_mag = std::max(max_mag, mag);
     }
-  if (!(max_err <= 1e-3 * std::max(1.0, max_ref)))
+  const double bound = 1e-4 * max_mag;
+  if (!(max_err <= bound))
     fail(add, "the attention branch feeding this residual Add does not compute windowed cascaded group attention "
               "as recognised (" + std::to_string(u.heads) + " heads, " + std::to_string(wn) + "x" + std::to_string(wn) +
-              " windows over a " + std::to_string(R) + "x" + std::to_string(R) + " map): max abs difference " +
-              std::to_string(max_err) + " on a random input");
+              " windows over a " + std::to_string(R) + "x" + std::to_string(R) + " map, scale " + std::to_string(u.scale) +
+              "): max abs difference " + std::to_string(max_err) + " (bound " + std::to_string(bound) +
+              ") on an image-like input");
 }
 
 Unit Recognizer::take_merge(int first, std::int64_t c) {

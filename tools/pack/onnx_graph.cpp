@@ -686,6 +686,12 @@ OnnxGraph OnnxGraph::load(const std::string& path) {
 }
 
 std::vector<float> OnnxGraph::run(const std::vector<float>& input) const {
+  std::unordered_map<std::string, OnnxTensor> kept;
+  return run(input, {}, kept);
+}
+
+std::vector<float> OnnxGraph::run(const std::vector<float>& input, const std::set<std::string>& keep,
+                                  std::unordered_map<std::string, OnnxTensor>& kept) const {
   const std::int64_t want = detail::shape_numel(input_shape_);
   if (static_cast<std::int64_t>(input.size()) != want)
     throw PackError(path_, "graph input '" + input_name_ + "'", "run() expects " + std::to_string(want) + " values " +
@@ -697,6 +703,7 @@ std::vector<float> OnnxGraph::run(const std::vector<float>& input) const {
     x.dtype = DType::f32;
     x.shape = input_shape_;
     x.f = input;
+    if (keep.count(input_name_)) kept[input_name_] = x;
     vals.emplace(input_name_, std::move(x));
   }
   std::vector<const OnnxTensor*> ptrs;
@@ -722,6 +729,7 @@ std::vector<float> OnnxGraph::run(const std::vector<float>& input) const {
       if (outs[j].shape != vi.shape || outs[j].dtype != vi.dtype)
         throw PackError(path_, n.label(), "internal: output '" + o + "' computed as " + shape_str(outs[j].shape) +
                                               " but propagated as " + shape_str(vi.shape));
+      if (keep.count(o)) kept[o] = outs[j];
       vals[o] = std::move(outs[j]);
     }
     for (const std::string& v : frees_after_[k]) vals.erase(v);

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -117,6 +118,9 @@ class OnnxGraph {
   // Interprets the graph on one image, input = [1, C, H, W] row-major; returns the graph output
   // (shape output_shape()).
   std::vector<float> run(const std::vector<float>& input) const;
+  // The same, also copying the values named in `keep` (intermediate values, or the input) into `kept`.
+  std::vector<float> run(const std::vector<float>& input, const std::set<std::string>& keep,
+                         std::unordered_map<std::string, OnnxTensor>& kept) const;
 
   // Evaluates one node of this graph (e.g. one of nodes()) on the given inputs with the model's opset
   // semantics; inputs[k] == nullptr for omitted optional inputs. Used by the recogniser to trace
