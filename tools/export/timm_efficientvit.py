@@ -1,21 +1,34 @@
 """A project-owned PyTorch mirror of timm's EfficientViT-M (Microsoft EfficientViT, CVPR 2023;
 timm/models/efficientvit_msra.py), for test fixtures.
 
-Same module tree, state_dict names and forward as timm's EfficientViTMSRA, written from the
-architecture description (no timm import, no timm code):
+Same module tree, state_dict names and forward as timm's EfficientVitMsra, written from the
+architecture description (no timm import, no timm code). It follows timm as of commit aa4b5850
+(timm 1.0.29.dev0); tools/export/check_timm_mirror.py compares it with a timm checkout (state_dict
+names and shapes, outputs, and the ONNX graph each exports), so that a change in timm is caught by
+that check, not by a user:
 
-  patch_embed.conv{1..4}            ConvBN 3x3 stride 2, ReLU between them (img/16)
-  stages.{s}.downsample             (s > 0) res1 (dw 3x3 + FFN, residual), patchmerge
-                                    (1x1, ReLU, dw 3x3 s2, ReLU, SE, 1x1), res2 (dw + FFN)
+  patch_embed.conv{1..4}            ConvNorm 3x3 stride 2, ReLU between them (img/16)
+  stages.{s}.downsample             (s > 0) res1 (dw 3x3 + ConvMlp, residual), patchmerge
+                                    (1x1, ReLU, dw 3x3 s2, ReLU, SE, 1x1), res2 (dw + ConvMlp)
   stages.{s}.blocks.{b}             dw0, ffn0, mixer (windowed cascaded group attention), dw1, ffn1,
                                     each residual (`.m` inside ResidualDrop)
-  head                              BNLinear (bn: BatchNorm1d, linear) or Identity (num_classes=0)
+  head                              NormLinear (bn: BatchNorm1d, drop, linear) or Identity (num_classes=0)
+
+Two forms of the cascaded group attention, both exported by people today (form=...):
+  'timm'   timm's: the bias table gathered once for all heads before the head loop
+           (attention_biases[:, attention_bias_idxs], [heads, N, N]), q scaled before the product
+           (q = q * scale; q^T k), the index table a non-persistent buffer; the window reshapes take
+           B and C from x.shape; reparameterisation fuses the head's BatchNorm1d into its Linear
+           (NormLinear.fuse).
+  'cream'  Microsoft's original implementation (github.com/microsoft/Cream, EfficientViT), which this
+           mirror followed before: the table gathered inside the head loop, the product scaled
+           ((q^T k) * scale), the index table persistent, static window reshapes, and a
+           reparameterisation that leaves the head's BatchNorm1d (BN_Linear) in the graph.
 
 make_model() gives seeded random weights with *calibrated* BatchNorm statistics (running mean and
 variance accumulated over a few random batches in training mode), so folding BN is exercised with
-non-trivial statistics. fuse_() is timm's reparameterisation (ConvBN -> Conv2d with bias; the
-BatchNorm1d of the head stays). The attention bias is looked up in forward() from the parameter
-table and the int64 index buffer (a Gather in the ONNX graph), in eval mode as in training mode.
+non-trivial statistics, and attention biases at a realistic scale (timm initialises them to zero).
+fuse_() is the reparameterisation of the chosen form.
 """
 import itertools
 import math
@@ -57,11 +70,24 @@ class ConvBN(nn.Sequential):
         return m
 
 
-class BNLinear(nn.Sequential):
+class NormLinear(nn.Sequential):
+    """timm's NormLinear (Cream's BN_Linear): BatchNorm1d, Dropout, Linear."""
+
     def __init__(self, cin, cout):
         super().__init__()
         self.add_module('bn', nn.BatchNorm1d(cin))
+        self.add_module('drop', nn.Dropout(0.0))
         self.add_module('linear', nn.Linear(cin, cout))
+
+    @torch.no_grad()
+    def fused(self) -> nn.Linear:
+        bn, lin = self.bn, self.linear
+        s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        t = bn.bias - bn.running_mean * s
+        m = nn.Linear(lin.in_features, lin.out_features)
+        m.weight.copy_(lin.weight * s[None, :])
+        m.bias.copy_(lin.weight @ t + lin.bias)
+        return m
 
 
 class Residual(nn.Module):  # timm's ResidualDrop at inference
@@ -114,8 +140,9 @@ class PatchMerging(nn.Module):
 
 
 class CascadedGroupAttention(nn.Module):
-    def __init__(self, dim, key_dim, heads, attn_ratio, resolution, kernels):
+    def __init__(self, dim, key_dim, heads, attn_ratio, resolution, kernels, form='timm'):
         super().__init__()
+        self.form = form
         self.heads = heads
         self.key_dim = key_dim
         self.scale = key_dim ** -0.5
@@ -124,7 +151,8 @@ class CascadedGroupAttention(nn.Module):
         self.dws = nn.ModuleList([ConvBN(key_dim, key_dim, kernels[i], 1, kernels[i] // 2, groups=key_dim)
                                   for i in range(heads)])
         self.proj = nn.Sequential(nn.ReLU(), ConvBN(self.d * heads, dim))
-        # Relative-position bias: one entry per |dy|, |dx| offset, in first-seen order.
+        # Relative-position bias: one entry per |dy|, |dx| offset, in first-seen order (resolution^2
+        # offsets in all).
         pts = list(itertools.product(range(resolution), range(resolution)))
         offsets, idxs = {}, []
         for p in pts:
@@ -132,14 +160,15 @@ class CascadedGroupAttention(nn.Module):
                 off = (abs(p[0] - q[0]), abs(p[1] - q[1]))
                 idxs.append(offsets.setdefault(off, len(offsets)))
         self.attention_biases = nn.Parameter(torch.zeros(heads, len(offsets)))
-        self.register_buffer('attention_bias_idxs', torch.LongTensor(idxs).view(len(pts), len(pts)))
+        self.register_buffer('attention_bias_idxs', torch.LongTensor(idxs).view(len(pts), len(pts)),
+                             persistent=form != 'timm')
 
     def forward(self, x):
         B, C, H, W = x.shape
-        bias = self.attention_biases[:, self.attention_bias_idxs]
         chunks = x.chunk(self.heads, dim=1)
         outs = []
         feat = chunks[0]
+        bias = self.attention_biases[:, self.attention_bias_idxs] if self.form == 'timm' else None
         for i in range(self.heads):
             if i > 0:
                 feat = feat + chunks[i]
@@ -147,7 +176,12 @@ class CascadedGroupAttention(nn.Module):
             q, k, v = feat.view(B, -1, H, W).split([self.key_dim, self.key_dim, self.d], dim=1)
             q = self.dws[i](q)
             q, k, v = q.flatten(2), k.flatten(2), v.flatten(2)
-            attn = (q.transpose(-2, -1) @ k) * self.scale + bias[i]
+            if self.form == 'timm':
+                q = q * self.scale
+                attn = q.transpose(-2, -1) @ k
+                attn = attn + bias[i]
+            else:
+                attn = (q.transpose(-2, -1) @ k) * self.scale + self.attention_biases[:, self.attention_bias_idxs][i]
             attn = attn.softmax(dim=-1)
             feat = (v @ attn.transpose(-2, -1)).view(B, self.d, H, W)
             outs.append(feat)
@@ -155,41 +189,46 @@ class CascadedGroupAttention(nn.Module):
 
 
 class LocalWindowAttention(nn.Module):
-    def __init__(self, dim, key_dim, heads, attn_ratio, resolution, window, kernels):
+    def __init__(self, dim, key_dim, heads, attn_ratio, resolution, window, kernels, form='timm'):
         super().__init__()
+        self.form = form
         self.dim = dim
         self.resolution = resolution
         self.window_resolution = window
-        self.attn = CascadedGroupAttention(dim, key_dim, heads, attn_ratio, min(window, resolution), kernels)
+        self.attn = CascadedGroupAttention(dim, key_dim, heads, attn_ratio, min(window, resolution), kernels, form)
 
     def forward(self, x):
-        # H, W, C are the module's own (python ints, as timm's H = W = self.resolution), so the
-        # traced window reshapes keep a static channel count and chunk exports at opset 10 too.
-        B = x.shape[0]
-        C, H, W = self.dim, self.resolution, self.resolution
+        H = W = self.resolution
+        if self.form == 'timm':
+            # timm: B and C from the input's shape (Shape ops in the graph unless folded)
+            B, C = x.shape[0], x.shape[1]
+        else:
+            # Cream form: the module's own python ints, so the window reshapes are static
+            B, C = x.shape[0], self.dim
         w = self.window_resolution
         if H <= w and W <= w:
             return self.attn(x)
         x = x.permute(0, 2, 3, 1)
         pb, pr = (w - H % w) % w, (w - W % w) % w
-        if pb > 0 or pr > 0:
+        crop = self.form == 'timm' or pb > 0 or pr > 0  # timm pads and crops even by nothing
+        if crop:
             x = F.pad(x, (0, 0, 0, pr, 0, pb))
         pH, pW = H + pb, W + pr
         nH, nW = pH // w, pW // w
         x = x.view(B, nH, w, nW, w, C).transpose(2, 3).reshape(B * nH * nW, w, w, C).permute(0, 3, 1, 2)
         x = self.attn(x)
         x = x.permute(0, 2, 3, 1).view(B, nH, nW, w, w, C).transpose(2, 3).reshape(B, pH, pW, C)
-        if pb > 0 or pr > 0:
+        if crop:
             x = x[:, :H, :W].contiguous()
         return x.permute(0, 3, 1, 2)
 
 
 class EfficientViTBlock(nn.Module):
-    def __init__(self, ed, kd, nh, ar, resolution, window, kernels):
+    def __init__(self, ed, kd, nh, ar, resolution, window, kernels, form='timm'):
         super().__init__()
         self.dw0 = Residual(ConvBN(ed, ed, 3, 1, 1, groups=ed))
         self.ffn0 = Residual(FFN(ed, ed * 2))
-        self.mixer = Residual(LocalWindowAttention(ed, kd, nh, ar, resolution, window, kernels))
+        self.mixer = Residual(LocalWindowAttention(ed, kd, nh, ar, resolution, window, kernels, form))
         self.dw1 = Residual(ConvBN(ed, ed, 3, 1, 1, groups=ed))
         self.ffn1 = Residual(FFN(ed, ed * 2))
 
@@ -198,7 +237,7 @@ class EfficientViTBlock(nn.Module):
 
 
 class EfficientViTStage(nn.Module):
-    def __init__(self, subsample, pre_ed, ed, kd, nh, ar, resolution, window, kernels, depth):
+    def __init__(self, subsample, pre_ed, ed, kd, nh, ar, resolution, window, kernels, depth, form='timm'):
         super().__init__()
         if subsample:
             self.resolution = (resolution - 1) // 2 + 1
@@ -211,7 +250,7 @@ class EfficientViTStage(nn.Module):
         else:
             self.resolution = resolution
             self.downsample = nn.Identity()
-        self.blocks = nn.Sequential(*[EfficientViTBlock(ed, kd, nh, ar, self.resolution, window, kernels)
+        self.blocks = nn.Sequential(*[EfficientViTBlock(ed, kd, nh, ar, self.resolution, window, kernels, form)
                                       for _ in range(depth)])
 
     def forward(self, x):
@@ -232,8 +271,10 @@ class PatchEmbedding(nn.Sequential):
 
 class EfficientViTMSRA(nn.Module):
     def __init__(self, img_size=224, in_chans=3, num_classes=1000, embed_dim=(64, 128, 192), key_dim=(16, 16, 16),
-                 depth=(1, 2, 3), num_heads=(4, 4, 4), window_size=(7, 7, 7), kernels=(5, 5, 5, 5)):
+                 depth=(1, 2, 3), num_heads=(4, 4, 4), window_size=(7, 7, 7), kernels=(5, 5, 5, 5), form='timm'):
         super().__init__()
+        assert form in ('timm', 'cream'), form
+        self.form = form
         self.img_size = img_size
         self.patch_embed = PatchEmbedding(in_chans, embed_dim[0])
         res = img_size // 16
@@ -241,12 +282,12 @@ class EfficientViTMSRA(nn.Module):
         for i in range(len(embed_dim)):
             ar = embed_dim[i] / (key_dim[i] * num_heads[i])
             st = EfficientViTStage(i > 0, embed_dim[i - 1], embed_dim[i], key_dim[i], num_heads[i], ar, res,
-                                   window_size[i], kernels, depth[i])
+                                   window_size[i], kernels, depth[i], form)
             res = st.resolution
             stages.append(st)
         self.stages = nn.Sequential(*stages)
         self.num_features = embed_dim[-1]
-        self.head = BNLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = NormLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward(self, x):
         x = self.stages(self.patch_embed(x))
@@ -254,13 +295,19 @@ class EfficientViTMSRA(nn.Module):
         return self.head(x)
 
 
-def fuse_(model: nn.Module) -> nn.Module:
-    """timm's reparameterisation: every ConvBN becomes one Conv2d with bias (BNLinear stays)."""
+def fuse_(model: nn.Module, fuse_head: Optional[bool] = None) -> nn.Module:
+    """Reparameterisation: every ConvNorm becomes one Conv2d with bias. timm's (reparameterize_model:
+    every module with fuse()) also turns the NormLinear head into one Linear; the Cream form's keeps
+    the head's BatchNorm1d."""
+    if fuse_head is None:
+        fuse_head = getattr(model, 'form', 'timm') == 'timm'
     for name, child in list(model.named_children()):
         if isinstance(child, ConvBN):
             setattr(model, name, child.fused())
+        elif isinstance(child, NormLinear) and fuse_head:
+            setattr(model, name, child.fused())
         else:
-            fuse_(child)
+            fuse_(child, fuse_head)
     return model
 
 
@@ -276,10 +323,10 @@ def _image_batch(seed: int, batch: int, size: int) -> torch.Tensor:
 
 @torch.no_grad()
 def make_model(name: str, seed: int = 0, img_size: int = 224, num_classes: int = 1000, fuse: bool = False,
-               calib_batches: int = 3) -> EfficientViTMSRA:
+               calib_batches: int = 3, form: str = 'timm') -> EfficientViTMSRA:
     ed, depth, heads, kernels = CONFIGS[name]
     model = EfficientViTMSRA(img_size=img_size, num_classes=num_classes, embed_dim=ed, depth=depth,
-                             num_heads=heads, kernels=kernels)
+                             num_heads=heads, kernels=kernels, form=form)
     gen = torch.Generator().manual_seed(int(seed))
     for pname, p in model.named_parameters():
         if pname.endswith('attention_biases'):
@@ -310,5 +357,4 @@ def make_model(name: str, seed: int = 0, img_size: int = 224, num_classes: int =
             m.momentum = 0.1
     if fuse:
         fuse_(model)
-    model.vitcc_fused = fuse
     return model
