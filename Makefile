@@ -39,7 +39,7 @@ vitcc_space := $(vitcc_empty) $(vitcc_empty)
 AARCH64_E2E ?= $(subst $(vitcc_space),,vit_tiny_patch16_224_op17,vit_tiny_patch16_224_op13_dynbatch,deit_tiny_patch16_224_op13,\
 dinov2_small_patch14_reg4_224_op17,variant_nocls_avgpool_fcnorm_op17,variant_pooled_features_op13,\
 variant_forward_features_op17,variant_no_qkv_bias_op13,variant_patch8_96_op17,variant_patch32_224_op13,\
-variant_legacy_gather_split_op11,variant_nonsquare_160x224_op17,tv_vit_b_32_op13,efficientvit_m0_224_op17_bn)
+variant_legacy_gather_split_op11,variant_nonsquare_160x224_op17,tv_vit_b_32_op13,efficientvit_m0_224_op13_bn,efficientvit_cream_m0_224_op17)
 test-aarch64: build
 	cmake -S . -B $(AARCH64_BUILD) -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/toolchains/aarch64-linux-gnu.cmake \
 		-DVITCC_NATIVE=OFF -DVITCC_E2E_ONLY=$(AARCH64_E2E) $(HOST_TOOLS_FLAGS)
@@ -75,7 +75,7 @@ bench-compare:
 ASAN_BUILD ?= build-asan
 FUZZ_SECONDS ?= 60
 SANITIZE_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-SANITIZE_E2E ?= vit_tiny_patch16_224_op10,vit_tiny_patch16_224_op13_dynbatch,variant_nocls_avgpool_fcnorm_op17,variant_forward_features_op17,variant_pooled_features_op13,variant_legacy_gather_split_op11,variant_nonsquare_160x224_op17,efficientvit_m0_224_op13_bn
+SANITIZE_E2E ?= vit_tiny_patch16_224_op10,vit_tiny_patch16_224_op13_dynbatch,variant_nocls_avgpool_fcnorm_op17,variant_forward_features_op17,variant_pooled_features_op13,variant_legacy_gather_split_op11,variant_nonsquare_160x224_op17,efficientvit_m0_224_op13_bn,efficientvit_cream_m0_224_op10_reparam
 .PHONY: test-sanitize fuzz
 test-sanitize: build
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \

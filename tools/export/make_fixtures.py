@@ -69,10 +69,13 @@ def _tv(name, model, opset, desc, sets=('ci', 'full'), **kw):
     return Fixture(name, 'torchvision', model, opset, description=desc, sets=sets, **kw)
 
 
-def _ev(name, model, opset, desc, sets=('ci', 'full'), **kw):
-    # EfficientViT-M (timm efficientvit_msra); fuse=True: timm's reparam (ConvBN folded), exported in
-    # eval mode; fuse=False: exported with training=PRESERVE so BatchNormalization nodes stay.
-    return Fixture(name, 'efficientvit', model, opset, description=desc, sets=sets, **kw)
+def _ev(name, model, opset, desc, sets=('ci', 'full'), keep_bn=False, **kw):
+    # EfficientViT-M (timm efficientvit_msra). fuse=True: reparameterised before export (timm's
+    # reparameterize_model, or the Cream form's); keep_bn: exported with training=PRESERVE so the
+    # BatchNormalization nodes stay (an eval-mode export fuses them into the convs itself).
+    fx = Fixture(name, 'efficientvit', model, opset, description=desc, sets=sets, **kw)
+    fx.keep_bn = keep_bn
+    return fx
 
 
 FULL = ('full',)
@@ -127,51 +130,6 @@ FIXTURES = [
     _tv('tv_vit_b_16_op17', 'vit_b_16', 17, 'torchvision vit_b_16, opset 17'),
     _tv('tv_vit_b_32_op13', 'vit_b_32', 13, 'torchvision vit_b_32, opset 13'),
 
-    # --- EfficientViT-M (timm efficientvit_m*) --------------------------------
-    _ev('efficientvit_m0_224_op10_fused', 'efficientvit_m0', 10, 'EfficientViT-M0, opset 10, reparam (Conv+BN folded)', fuse=True),
-    _ev('efficientvit_m0_224_op10_bn', 'efficientvit_m0', 10, 'EfficientViT-M0, opset 10, BatchNormalization kept', fuse=False),
-    _ev('efficientvit_m0_224_op13_fused', 'efficientvit_m0', 13, 'EfficientViT-M0, opset 13, reparam', fuse=True),
-    _ev('efficientvit_m0_224_op13_bn', 'efficientvit_m0', 13, 'EfficientViT-M0, opset 13, BatchNormalization kept', fuse=False),
-    _ev('efficientvit_m0_224_op17_fused', 'efficientvit_m0', 17, 'EfficientViT-M0, opset 17, reparam', fuse=True),
-    _ev('efficientvit_m0_224_op17_bn', 'efficientvit_m0', 17, 'EfficientViT-M0, opset 17, BatchNormalization kept', fuse=False),
-    _ev('efficientvit_m5_224_op10_fused', 'efficientvit_m5', 10, 'EfficientViT-M5, opset 10, reparam', fuse=True),
-    _ev('efficientvit_m5_224_op10_bn', 'efficientvit_m5', 10, 'EfficientViT-M5, opset 10, BatchNormalization kept',
-        fuse=False),
-    _ev('efficientvit_m5_224_op13_fused', 'efficientvit_m5', 13, 'EfficientViT-M5, opset 13, reparam', fuse=True),
-    _ev('efficientvit_m5_224_op13_bn', 'efficientvit_m5', 13, 'EfficientViT-M5, opset 13, BatchNormalization kept',
-        fuse=False),
-    _ev('efficientvit_m5_224_op17_fused', 'efficientvit_m5', 17, 'EfficientViT-M5, opset 17, reparam', fuse=True),
-    _ev('efficientvit_m5_224_op17_bn', 'efficientvit_m5', 17, 'EfficientViT-M5, opset 17, BatchNormalization kept', fuse=False),
-    _ev('efficientvit_m0_256_op17_bn', 'efficientvit_m0', 17,
-        'EfficientViT-M0 at 256 (16x16 and 8x8 maps padded to 7x7 windows), opset 17', fuse=False, img_size=256),
-    _ev('efficientvit_m0_256_op10_fused', 'efficientvit_m0', 10, 'EfficientViT-M0 at 256, opset 10 (static Pad), reparam',
-        fuse=True, img_size=256),
-
-    # ================= full set only =========================================
-    _ev('efficientvit_m1_224_op13_fused', 'efficientvit_m1', 13, 'EfficientViT-M1, opset 13, reparam', fuse=True, sets=FULL),
-    _ev('efficientvit_m2_224_op13_bn', 'efficientvit_m2', 13, 'EfficientViT-M2, opset 13', fuse=False, sets=FULL),
-    _ev('efficientvit_m3_224_op17_fused', 'efficientvit_m3', 17, 'EfficientViT-M3, opset 17, reparam', fuse=True, sets=FULL),
-    _ev('efficientvit_m4_224_op17_bn', 'efficientvit_m4', 17, 'EfficientViT-M4, opset 17', fuse=False, sets=FULL),
-    _ev('efficientvit_m5_192_op13_bn', 'efficientvit_m5', 13, 'EfficientViT-M5 at 192, opset 13', fuse=False,
-        img_size=192, sets=FULL),
-    _ev('efficientvit_m0_224_op17_pooled', 'efficientvit_m0', 17, 'EfficientViT-M0, num_classes=0 (pooled features)',
-        fuse=True, num_classes=0, sets=FULL),
-    # Every variant at a size other than 224 (a multiple of 32) whose stage maps need window padding.
-    _ev('efficientvit_m1_288_op13_bn', 'efficientvit_m1', 13,
-        'EfficientViT-M1 at 288 (18x18 and 9x9 maps padded to 7x7 windows), opset 13', fuse=False,
-        img_size=288, sets=FULL),
-    _ev('efficientvit_m2_320_op10_fused', 'efficientvit_m2', 10,
-        'EfficientViT-M2 at 320 (20x20 and 10x10 maps padded), opset 10 (static Pad), reparam', fuse=True,
-        img_size=320, sets=FULL),
-    _ev('efficientvit_m3_192_op17_bn', 'efficientvit_m3', 17,
-        'EfficientViT-M3 at 192 (12x12 padded; 6x6 and 3x3 maps attended whole), opset 17', fuse=False,
-        img_size=192, sets=FULL),
-    _ev('efficientvit_m4_384_op13_fused', 'efficientvit_m4', 13,
-        'EfficientViT-M4 at 384 (24x24 and 12x12 maps padded, 6x6 whole), opset 13, reparam', fuse=True,
-        img_size=384, sets=FULL),
-    _ev('efficientvit_m5_256_op17_fused', 'efficientvit_m5', 17,
-        'EfficientViT-M5 at 256 (16x16 and 8x8 maps padded to 7x7 windows), opset 17, reparam', fuse=True,
-        img_size=256, sets=FULL),
     _t('vit_base_patch16_224_op17', 'vit_base_patch16_224', 17, 'ViT-B/16, opset 17', sets=FULL),
     _t('vit_base_patch16_224_op13', 'vit_base_patch16_224', 13, 'ViT-B/16, opset 13', sets=FULL),
     _t('vit_tiny_patch16_224_op11', 'vit_tiny_patch16_224', 11, 'ViT-Ti/16, opset 11', sets=FULL),
@@ -214,6 +172,75 @@ FIXTURES = [
 ]
 
 
+# EfficientViT-M: the matrix of issue 10, for both forms of the attention (timm's, and Microsoft's
+# original Cream code, see timm_efficientvit.py). Every model at 224 and at a second size whose stage
+# maps need window padding, at opsets 10, 13 and 17, plain (eval export) and reparameterised; at 224
+# also with BatchNormalization kept, a dynamic batch (opset 17: x.chunk on a dynamic batch needs
+# opset 11) and constant folding off. The full set holds all of them; CI a subset that still takes
+# every path of both forms (names in EVIT_CI).
+EVIT_SECOND_SIZE = {'efficientvit_m0': 256, 'efficientvit_m1': 288, 'efficientvit_m2': 320,
+                    'efficientvit_m3': 192, 'efficientvit_m4': 384, 'efficientvit_m5': 192}
+EVIT_CI = {
+    # timm form
+    'efficientvit_m0_224_op10', 'efficientvit_m0_224_op10_reparam', 'efficientvit_m0_224_op13',
+    'efficientvit_m0_224_op13_reparam', 'efficientvit_m0_224_op17', 'efficientvit_m0_224_op17_reparam',
+    'efficientvit_m0_224_op13_bn', 'efficientvit_m0_224_op17_dynbatch', 'efficientvit_m0_224_op13_nofold',
+    'efficientvit_m0_256_op10_reparam', 'efficientvit_m0_256_op17', 'efficientvit_m5_224_op10_reparam',
+    'efficientvit_m5_224_op17', 'efficientvit_m5_224_op13_bn',
+    # Cream form
+    'efficientvit_cream_m0_224_op10', 'efficientvit_cream_m0_224_op10_reparam', 'efficientvit_cream_m0_224_op13',
+    'efficientvit_cream_m0_224_op13_reparam', 'efficientvit_cream_m0_224_op17',
+    'efficientvit_cream_m0_224_op17_reparam', 'efficientvit_cream_m0_256_op17_reparam',
+    'efficientvit_cream_m5_224_op17', 'efficientvit_cream_m5_224_op13_bn',
+}
+
+
+def _evit_matrix():
+    out = []
+
+    def add(form, model, size, opset, variant=''):
+        short = model.replace('efficientvit_', '')
+        prefix = 'efficientvit_' if form == 'timm' else 'efficientvit_cream_'
+        name = f"{prefix}{short}_{size}_op{opset}" + (f"_{variant}" if variant else '')
+        what = {'': 'plain eval export', 'reparam': 'reparameterised', 'bn': 'BatchNormalization kept',
+                'dynbatch': 'dynamic batch, batch-2 input', 'nofold': 'constant folding off',
+                'pooled': 'num_classes=0 (pooled features)'}[variant]
+        desc = f"EfficientViT-{short.upper()} at {size}, opset {opset}, {what}, {form} form"
+        kw = dict(img_size=size, form=form, fuse=variant == 'reparam')
+        if variant == 'bn':
+            kw['keep_bn'] = True
+        if variant == 'dynbatch':
+            kw.update(dynamic=True, batch=2)
+        if variant == 'nofold':
+            kw['fold'] = False
+        if variant == 'pooled':
+            kw['num_classes'] = 0
+        out.append(_ev(name, model, opset, desc, sets=('ci', 'full') if name in EVIT_CI else FULL, **kw))
+
+    for model, second in EVIT_SECOND_SIZE.items():
+        for size in (224, second):
+            for opset in (10, 13, 17):
+                for variant in ('', 'reparam'):
+                    add('timm', model, size, opset, variant)
+        add('timm', model, 224, 13, 'bn')
+        add('timm', model, 224, 17, 'dynbatch')
+        add('timm', model, 224, 13, 'nofold')
+    add('timm', 'efficientvit_m0', 224, 17, 'pooled')
+    for model, second in EVIT_SECOND_SIZE.items():
+        for opset in (10, 13, 17):
+            for variant in ('', 'reparam'):
+                add('cream', model, 224, opset, variant)
+        for variant in ('', 'reparam'):
+            add('cream', model, second, 17, variant)
+        add('cream', model, 224, 13, 'bn')
+    return out
+
+
+FIXTURES += _evit_matrix()
+assert EVIT_CI <= {fx.name for fx in FIXTURES}, sorted(EVIT_CI - {fx.name for fx in FIXTURES})
+assert len({fx.name for fx in FIXTURES}) == len(FIXTURES), 'duplicate fixture names'
+
+
 # ---------------------------------------------------------------------------
 # Model construction
 # ---------------------------------------------------------------------------
@@ -249,7 +276,7 @@ def run_reference(model, x, family):
 def export(model, x, path, fx: Fixture):
     kwargs = dict(opset_version=fx.opset, do_constant_folding=fx.fold,
                   input_names=['input'], output_names=['output'])
-    if fx.family == 'efficientvit' and not getattr(model, 'vitcc_fused', True):
+    if fx.family == 'efficientvit' and getattr(fx, 'keep_bn', False):
         # Eval-mode export fuses Conv+BatchNormalization itself; PRESERVE keeps the BN nodes (inference form).
         kwargs['training'] = torch.onnx.TrainingMode.PRESERVE
     if fx.dynamic:
