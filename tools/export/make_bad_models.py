@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 
+import numpy as np
 import onnx
 from onnx import numpy_helper
 import torch
@@ -67,6 +68,33 @@ def tiny_evit(img_size=32, **kw):
     args.update(kw)
     torch.manual_seed(5)
     return timm_efficientvit.EfficientViTMSRA(**args)
+
+
+@torch.no_grad()
+def realistic(model):
+    """Weights at the scales of a trained model (timm initialises the attention biases to zero and
+    BatchNorm to the identity), for cases that must be refused on their numbers."""
+    gen = torch.Generator().manual_seed(9)
+    for name, p in model.named_parameters():
+        if name.endswith('attention_biases'):
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+        elif name.endswith('bias'):
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
+        elif '.bn.' in name:
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.1 + 0.5)
+        else:
+            p.copy_(torch.randn(p.shape, generator=gen) / float(p[0].numel()) ** 0.5)
+    # BatchNorm statistics of the data, as training leaves them (the identity would let activations
+    # shrink from layer to layer until the attention hardly matters).
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            m.reset_running_stats()
+            m.momentum = None
+    model.train()
+    size = model.img_size
+    for k in range(3):
+        model(timm_vit.make_image(k, 4, size, size))
+    return model.eval()
 
 
 class RolledWindows(nn.Module):
@@ -155,26 +183,60 @@ def efficientvit_cases(out):
 
     # A hidden layer in the head: BatchNorm1d, Linear, ReLU, Linear.
     model = tiny_evit()
-    model.head = nn.Sequential(timm_efficientvit.BNLinear(24, 32), nn.ReLU(), nn.Linear(32, 10))
+    model.head = nn.Sequential(timm_efficientvit.NormLinear(24, 32), nn.ReLU(), nn.Linear(32, 10))
     case('evit_head_hidden_layer.onnx', model, lambda p: [node_in(p, 'Relu', '/head/'),
                                                           "expected the classifier to be the graph's output"])
 
-    # Damaged: stage 0's bias index table points one past its 4-entry bias table. (Any table within
-    # range is fine: the blob holds the gathered [heads, N, N] bias, whatever the indices.)
-    name = 'evit_bias_index_out_of_range.onnx'
-    path = os.path.join(out, name)
-    export(tiny_evit(), path)
-    m = onnx.load(path)
-    inits = {t.name: t for t in m.graph.initializer}
-    gather = next(n for n in m.graph.node if n.op_type == 'Gather' and n.input[1].startswith('stages.0.')
-                  and n.input[1].endswith('attention_bias_idxs'))
-    size = inits[gather.input[0]].dims[1]  # attention_biases [heads, offsets], gathered along axis 1
-    idx = inits[gather.input[1]]
-    a = numpy_helper.to_array(idx).copy()
-    a.flat[5] = size
-    idx.CopyFrom(numpy_helper.from_array(a, idx.name))
-    onnx.save(m, path)
-    cases.append({'file': name, 'expect': [gather.name, idx.name, 'out of range', f'expected values in [-{size}, {size - 1}]']})
+    # A wrong attention branch in an otherwise valid file, for both forms of the attention: one
+    # channel of head 1's qkv conv (stage 0, block 0) scaled by 3 through a Mul the recogniser does not
+    # model -- the same as breaking that head's weights. Only the numeric check of the branch sees it.
+    for form in ('timm', 'cream'):
+        name = f'evit_broken_head_weight_{form}.onnx'
+        path = os.path.join(out, name)
+        export(realistic(tiny_evit(img_size=64, window_size=(2, 2, 2), form=form)), path, size=64)
+        m = onnx.load(path)
+        conv = next(n for n in m.graph.node
+                    if n.op_type == 'Conv' and n.name.startswith('/stages/stages.0/blocks/blocks.0/mixer/m/attn/qkvs.1/'))
+        cout = next(t for t in m.graph.initializer if t.name == conv.input[1]).dims[0]
+        scale = numpy_helper.from_array(np.array([1.0] * 3 + [3.0] + [1.0] * (cout - 4), np.float32).reshape(1, cout, 1, 1),
+                                        'broken_head1_channel')
+        m.graph.initializer.append(scale)
+        broken = conv.output[0] + '_broken'
+        for n in m.graph.node:
+            for i, v in enumerate(n.input):
+                if v == conv.output[0]:
+                    n.input[i] = broken
+        at = list(m.graph.node).index(conv) + 1
+        m.graph.node.insert(at, onnx.helper.make_node('Mul', [conv.output[0], scale.name], [broken],
+                                                      name=conv.name + '_broken'))
+        onnx.save(m, path)
+        cases.append({'file': name, 'expect': ['/stages/stages.0/blocks/blocks.0/mixer/Add',
+                                               'does not compute windowed cascaded group attention',
+                                               '2x2 windows over a 4x4 map']})
+
+    # Damaged: stage 0's bias index table points one past its 4-entry bias table, in both forms (timm's
+    # index table is a non-persistent buffer, so the exporter names it itself). (Any table within range
+    # is fine: the blob holds the gathered [heads, N, N] bias, whatever the indices.)
+    for form in ('timm', 'cream'):
+        name = f'evit_bias_index_out_of_range_{form}.onnx'
+        path = os.path.join(out, name)
+        export(tiny_evit(form=form), path)
+        m = onnx.load(path)
+        inits = {t.name: t for t in m.graph.initializer}
+        gather = next(n for n in m.graph.node if n.op_type == 'Gather'
+                      and n.input[0] == 'stages.0.blocks.0.mixer.m.attn.attention_biases')
+        size = inits[gather.input[0]].dims[1]  # attention_biases [heads, offsets], gathered along axis 1
+        if gather.input[1] in inits:  # an initializer (a persistent buffer)
+            idx = inits[gather.input[1]]
+        else:  # a Constant node
+            const = next(n for n in m.graph.node if n.op_type == 'Constant' and n.output[0] == gather.input[1])
+            idx = next(at for at in const.attribute if at.name == 'value').t
+        a = numpy_helper.to_array(idx).copy()
+        a.flat[5] = size
+        idx.CopyFrom(numpy_helper.from_array(a, idx.name))
+        onnx.save(m, path)
+        cases.append({'file': name, 'expect': [gather.name, gather.input[1], 'out of range',
+                                               f'expected values in [-{size}, {size - 1}]']})
     return cases
 
 
