@@ -1,11 +1,13 @@
 // Compiled with -fno-exceptions -fno-rtti: the model, its binding and its forward pass need
-// neither. It also runs the demo model and checks it against PyTorch, so it is not only a
-// compile test. Usage: test_vit_no_exceptions BLOB INPUT.bin REFERENCE.bin
+// neither. It also runs the model and checks it against PyTorch, so it is not only a compile test.
+// Built once per bundled model: VITCC_TEST_MODEL_HEADER names the header vitcc-pack generated,
+// VITCC_TEST_MODEL the model type in it.
+// Usage: test_{vit,evit}_no_exceptions BLOB INPUT.bin REFERENCE.bin
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
-#include "demo.hpp"
+#include VITCC_TEST_MODEL_HEADER
 
 static long read_file(const char* path, void* dst, long cap) {
   std::FILE* f = std::fopen(path, "rb");
@@ -15,7 +17,7 @@ static long read_file(const char* path, void* dst, long cap) {
   return n;
 }
 
-using Model = vitcc_models::demo_model;
+using Model = VITCC_TEST_MODEL;
 alignas(64) static unsigned char blob[4 << 20];
 alignas(64) static unsigned char workspace[Model::workspace_bytes];
 static float input[Model::input_floats], output[Model::output_floats], reference[Model::output_floats];

@@ -13,34 +13,14 @@
 #include "../model_test_archs.hpp"
 #include "demo.hpp"
 #include "malloc_counter.hpp"
+#include "model_test_support.hpp"
 
 using namespace vitcc;
 using Cfg = vitcc_models::demo;
+using vitcc::test::AlignedFile;
+using vitcc::test::read_floats;
 
 namespace {
-
-struct AlignedFile {
-  unsigned char* data = nullptr;
-  std::size_t size = 0;
-  explicit AlignedFile(const std::string& path) {
-    std::ifstream f(path, std::ios::binary | std::ios::ate);
-    REQUIRE_MESSAGE(f.good(), "cannot read ", path);
-    size = std::size_t(f.tellg());
-    data = static_cast<unsigned char*>(std::aligned_alloc(64, (size + 63) / 64 * 64));
-    f.seekg(0);
-    f.read(reinterpret_cast<char*>(data), std::streamsize(size));
-  }
-  ~AlignedFile() { std::free(data); }
-};
-
-std::vector<float> read_floats(const std::string& path) {
-  std::ifstream f(path, std::ios::binary | std::ios::ate);
-  REQUIRE_MESSAGE(f.good(), "cannot read ", path);
-  std::vector<float> v(std::size_t(f.tellg()) / 4);
-  f.seekg(0);
-  f.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * 4));
-  return v;
-}
 
 // Configs that differ from the blob's in one field.
 struct Deeper : Cfg {
@@ -62,7 +42,7 @@ static_assert(Vit<Cfg>::input_floats == std::size_t(Cfg::in_chans) * Cfg::img_h 
 TEST_CASE_TEMPLATE("demo model matches PyTorch on this instruction set path", Arch, VITCC_MODEL_TEST_ARCHS) {
   AlignedFile blob(blob_path);
   BlobView view;
-  REQUIRE(view.open(blob.data, blob.size).ok());
+  REQUIRE(view.open(blob.data(), blob.size).ok());
   static Vit<Cfg, Arch> model;
   const Status s = model.bind(view);
   REQUIRE_MESSAGE(s.ok(), s.message());
@@ -83,7 +63,7 @@ TEST_CASE_TEMPLATE("demo model matches PyTorch on this instruction set path", Ar
 TEST_CASE("forward() makes no heap allocation") {
   AlignedFile blob(blob_path);
   BlobView view;
-  REQUIRE(view.open(blob.data, blob.size).ok());
+  REQUIRE(view.open(blob.data(), blob.size).ok());
   static Vit<Cfg> model;
   REQUIRE(model.bind(view).ok());
   const std::vector<float> in = read_floats(input_path);
@@ -106,7 +86,7 @@ TEST_CASE("forward() makes no heap allocation") {
 TEST_CASE("bind refuses the wrong, a damaged or a foreign blob") {
   AlignedFile blob(blob_path);
   BlobView view;
-  REQUIRE(view.open(blob.data, blob.size).ok());
+  REQUIRE(view.open(blob.data(), blob.size).ok());
   static Vit<Cfg> model;
 
   SUBCASE("a blob whose checksum is not the one the config names") {
@@ -115,9 +95,9 @@ TEST_CASE("bind refuses the wrong, a damaged or a foreign blob") {
     CHECK_FALSE(model.bound());
   }
   SUBCASE("one flipped bit in the weights") {
-    blob.data[blob.size - 100] ^= 0x04;
+    blob.data()[blob.size - 100] ^= 0x04;
     BlobView damaged;
-    CHECK(damaged.open(blob.data, blob.size).code() == Errc::checksum_mismatch);
+    CHECK(damaged.open(blob.data(), blob.size).code() == Errc::checksum_mismatch);
   }
   SUBCASE("a config with a different shape than the blob") {
     static Vit<Deeper> deeper;
