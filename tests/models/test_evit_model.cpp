@@ -135,3 +135,50 @@ TEST_CASE("EfficientViT demo: bind refuses the wrong, a damaged or a foreign blo
     CHECK(s.code() == Errc::shape_mismatch);
   }
 }
+
+namespace {
+// A config with just the shape fields EvitDims reads.
+struct Shape {
+  int in_chans = 3, img_size = 224, num_classes = 1000;
+  int embed_dim[3], depth[3] = {1, 2, 3}, num_heads[3], key_dim[3] = {16, 16, 16}, window_size[3] = {7, 7, 7};
+  int kernels[4] = {5, 5, 5, 5};
+};
+
+bool disjoint(std::size_t a, std::size_t na, std::size_t b, std::size_t nb) { return a + na <= b || b + nb <= a; }
+}  // namespace
+
+TEST_CASE("EfficientViT workspace: maps live at the same time never share memory, and it is no larger than both phases") {
+  // timm's M0 and M5 at several sizes, and widths for which the stages' maps do not fit below x
+  // (the layout's other branch).
+  std::vector<Shape> shapes;
+  for (int img : {96, 192, 224, 256, 384, 512}) {
+    shapes.push_back({3, img, 1000, {64, 128, 192}, {1, 2, 3}, {4, 4, 4}});
+    shapes.push_back({3, img, 1000, {192, 288, 384}, {1, 3, 4}, {3, 3, 4}});
+    shapes.push_back({3, img, 10, {16, 512, 1024}, {1, 1, 1}, {2, 4, 4}});
+  }
+  bool saw_after_x = false;
+  for (const Shape& sh : shapes) {
+    const EvitDims d = EvitDims::of(sh);
+    const EvitDims::Layout l = d.layout();
+    CAPTURE(sh.img_size);
+    CAPTURE(sh.embed_dim[2]);
+    const std::size_t act = d.act_floats(), hid = d.hidden_floats(), mer = d.merged_floats();
+    // patch embedding: the two ping-pong buffers
+    CHECK(disjoint(l.pe_a, d.pe_floats(0), l.pe_b, d.pe_floats(1)));
+    // stages: x (which starts on conv 4's output), y, h, h2 pairwise apart
+    CHECK(l.x == l.pe_b);
+    CHECK(disjoint(l.x, act, l.y, act));
+    CHECK(disjoint(l.x, act, l.h, hid));
+    CHECK(disjoint(l.x, act, l.h2, mer));
+    CHECK(disjoint(l.y, act, l.h, hid));
+    CHECK(disjoint(l.y, act, l.h2, mer));
+    CHECK(disjoint(l.h, hid, l.h2, mer));
+    // everything ends before the worker slices, and no later than the larger phase needs
+    for (std::size_t end : {l.pe_b + d.pe_floats(1), l.x + act, l.y + act, l.h + hid, l.h2 + mer}) CHECK(end <= l.scratch);
+    const std::size_t pe_phase = align_floats(d.pe_floats(0)) + align_floats(d.pe_floats(1));
+    const std::size_t stage_phase = align_floats(act) * 2 + align_floats(hid) + align_floats(mer);
+    CHECK(l.scratch <= std::max(pe_phase, l.pe_b + stage_phase));
+    saw_after_x = saw_after_x || l.y > l.x;
+  }
+  CHECK(saw_after_x);  // the second branch was taken at least once
+}

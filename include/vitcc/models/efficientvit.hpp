@@ -101,12 +101,22 @@ struct EvitDims {
   // are in cache, instead of materialising all columns of a 112 x 112 map (2.7 MB for M5).
   static constexpr std::size_t pe_chunk = 32;
 
-  // The workspace, in order: two activation maps x and y, a hidden map, the patch-merging map, then
-  // one scratch slice per worker. Each is sized for its own largest use, not the largest map overall.
-  //   act:    [pixels, channels] maps: every patch-embedding output and every stage's map.
+  // The workspace holds the maps of two phases that never overlap in time, laid over each other, then
+  // one scratch slice per worker:
+  //   patch embedding  the four conv outputs ping-pong between pe_a (convs 1 and 3) and pe_b (2 and 4);
+  //   stages           x (the stream), y (a dw conv's output, swapped with x), h (an FFN's hidden map,
+  //                    the mixer's concatenated heads, patch merging's 1x1 output) and h2 (patch merging
+  //                    after its stride-2 conv). x starts where conv 4 wrote its output, in pe_b; y, h
+  //                    and h2 go into pe_a's room when they fit there, else after x.
+  // So the maps take the larger of the two phases' live sets: for EfficientViT-M that is the first two
+  // patch-embedding outputs (112x112 and 56x56 at 224), the largest maps the model ever holds at once.
+  //   pe maps: [pixels, channels] outputs of the patch-embedding convs i and i + 2.
+  constexpr std::size_t pe_floats(std::size_t first) const noexcept {
+    return max(pe_res[first] * pe_res[first] * pe_ch[first], pe_res[first + 2] * pe_res[first + 2] * pe_ch[first + 2]);
+  }
+  //   act: every stage's map (x and y).
   constexpr std::size_t act_floats() const noexcept {
     std::size_t m = 0;
-    for (std::size_t i = 0; i < 4; ++i) m = max(m, pe_res[i] * pe_res[i] * pe_ch[i]);
     for (std::size_t s = 0; s < evit_stages; ++s) m = max(m, st[s].res * st[s].res * st[s].c);
     return m;
   }
@@ -146,11 +156,29 @@ struct EvitDims {
     }
     return align_floats(m);
   }
+  // Offsets (in floats) of every map of the layout above, and where the worker slices start.
+  struct Layout {
+    std::size_t pe_a = 0, pe_b = 0, x = 0, y = 0, h = 0, h2 = 0, scratch = 0;
+  };
+  constexpr Layout layout() const noexcept {
+    Layout l;
+    l.pe_a = 0;
+    l.pe_b = align_floats(pe_floats(0));
+    const std::size_t pe_end = l.pe_b + align_floats(pe_floats(1));
+    l.x = l.pe_b;
+    const std::size_t x_end = l.x + align_floats(act_floats());
+    const std::size_t rest = align_floats(act_floats()) + align_floats(hidden_floats()) + align_floats(merged_floats());
+    const std::size_t base = rest <= l.pe_b ? 0 : x_end;  // below x, in pe_a's room, or after x
+    l.y = base;
+    l.h = l.y + align_floats(act_floats());
+    l.h2 = l.h + align_floats(hidden_floats());
+    l.scratch = max(max(pe_end, x_end), base + rest);
+    return l;
+  }
   // Floats of workspace for a forward pass run by `workers` workers (0 or 1: the calling thread).
   constexpr std::size_t workspace_floats(std::size_t workers = 1) const noexcept {
     const std::size_t w = workers < 1 ? 1 : workers;
-    return 2 * align_floats(act_floats()) + align_floats(hidden_floats()) + align_floats(merged_floats()) +
-           w * worker_floats();
+    return layout().scratch + w * worker_floats();
   }
 
   static constexpr std::size_t max(std::size_t a, std::size_t b) noexcept { return a > b ? a : b; }
@@ -368,18 +396,16 @@ void efficientvit_forward(const C& cfg, const EvitWeights& w, const float* image
                           const Executor* ex = nullptr) noexcept {
   using kernels::Activation;
   const EvitDims d = EvitDims::of(cfg);
-  float* x = ws;
-  float* y = x + align_floats(d.act_floats());
-  float* h = y + align_floats(d.act_floats());
-  float* h2 = h + align_floats(d.hidden_floats());
-  float* scratch = h2 + align_floats(d.merged_floats());  // worker_count(ex) slices of wf floats
+  const EvitDims::Layout lay = d.layout();
+  float* scratch = ws + lay.scratch;  // worker_count(ex) slices of wf floats
   const std::size_t wf = d.worker_floats();
 
   // Patch embedding: four 3x3 stride-2 convs (ReLU between them), each as im2col + GEMM over chunks of
   // pe_chunk output pixels. The image is CHW, every later map NHWC.
   std::size_t res = d.img, c = d.cin;
+  const float* src = image;
   for (std::size_t i = 0; i < 4; ++i) {
-    const float* src = i == 0 ? image : x;
+    float* dst = ws + (i % 2 == 0 ? lay.pe_a : lay.pe_b);
     const std::size_t pixel_stride = i == 0 ? 1 : c, channel_stride = i == 0 ? res * res : 1;
     const std::size_t r = d.pe_res[i], oc = d.pe_ch[i], kk = 9 * c, p = r * r;
     const Activation act = i < 3 ? Activation::relu : Activation::none;
@@ -388,12 +414,17 @@ void efficientvit_forward(const C& cfg, const EvitWeights& w, const float* image
       const std::size_t p0 = t * EvitDims::pe_chunk, p1 = p - p0 < EvitDims::pe_chunk ? p : p0 + EvitDims::pe_chunk;
       float* cols = scratch + worker * wf;
       kernels::im2col_rows(p0, p1, res, res, c, src, pixel_stride, channel_stride, 3, 2, 1, cols);
-      conv.template apply<Arch>(p1 - p0, kk, oc, cols, kk, y + p0 * oc, oc, act);
+      conv.template apply<Arch>(p1 - p0, kk, oc, cols, kk, dst + p0 * oc, oc, act);
     });
-    std::swap(x, y);
+    src = dst;
     res = r;
     c = oc;
   }
+  // The stages: x starts on conv 4's output (pe_b).
+  float* x = ws + lay.x;
+  float* y = ws + lay.y;
+  float* h = ws + lay.h;
+  float* h2 = ws + lay.h2;
 
   for (std::size_t s = 0; s < evit_stages; ++s) {
     const EvitStageDims& t = d.st[s];
