@@ -9,4 +9,6 @@
 #include "vitcc/core/memory.hpp"
 #include "vitcc/io/blob_format.hpp"
 #include "vitcc/io/blob_reader.hpp"
+#include "vitcc/core/executor.hpp"
+#include "vitcc/models/efficientvit.hpp"
 #include "vitcc/models/vit.hpp"
