@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Runs vitcc-pack on every case of make_bad_models.py and checks that each is refused:
 non-zero exit, exactly one line on stderr starting 'vitcc-pack: error:', naming the file and
-containing every expected substring, and no output file written.
+containing every expected substring, and no output file written. Cases marked accept (edge cases
+that look like refusals but are valid) must pack instead: exit 0, a config written.
 
 Usage: check_refusals.py VITCC_PACK CASES_DIR OUT_DIR
 """
@@ -23,6 +24,17 @@ def main(pack, cases_dir, out_dir):
         p = subprocess.run([pack, path, '-o', out, '--name', 'm'], capture_output=True, text=True, timeout=600)
         lines = [l for l in p.stderr.splitlines() if l.strip()]
         problems = []
+        if case.get('accept'):
+            if p.returncode != 0:
+                problems.append(f'was refused: {lines[-1] if lines else ""}')
+            elif not os.path.isfile(os.path.join(out, 'm.json')):
+                problems.append('packed without writing m.json')
+            status = 'ok  ' if not problems else 'FAIL'
+            print(f'{status} {case["file"]}: accepted as it should be')
+            for pr in problems:
+                print(f'     - {pr}')
+            failures += bool(problems)
+            continue
         if p.returncode == 0:
             problems.append('was accepted')
         if len(lines) != 1:

@@ -5,6 +5,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "../common/names.hpp"
 #include "efficientvit_recognizer.hpp"
@@ -231,11 +232,12 @@ PackedModel pack_efficientvit(const OnnxGraph& graph) {
 
   m.run_packed = [cfg, dims](const BlobView& blob, const float* input, float* output) -> Status {
     auto w = std::make_unique<EvitWeights>();
-    Status st = detail::bind_efficientvit(cfg, blob, *w);
+    std::vector<EvitBlockWeights> blocks(std::size_t(cfg.depth[0] + cfg.depth[1] + cfg.depth[2]));
+    Status st = detail::bind_efficientvit(cfg, blob, *w, blocks.data());
     if (!st.ok()) return st;
     std::unique_ptr<void, decltype(&std::free)> ws(
         std::aligned_alloc(64, (dims.workspace_floats() * sizeof(float) + 63) / 64 * 64), &std::free);
-    detail::efficientvit_forward<default_arch>(cfg, *w, input, output, static_cast<float*>(ws.get()));
+    detail::efficientvit_forward<default_arch>(cfg, *w, blocks.data(), input, output, static_cast<float*>(ws.get()));
     return st;
   };
   return m;

@@ -576,10 +576,6 @@ EvitSpec Recognizer::run() {
     }
     std::int64_t d = 0;
     while (is_block(at)) {
-      // The library's weights hold evit_max_depth blocks per stage; more would be written past them.
-      if (d == std::int64_t(evit_max_depth))
-        fail(units[at].node, "expected at most " + std::to_string(evit_max_depth) + " blocks in stage " +
-                                 std::to_string(st) + " (vitcc's EfficientViT-M), found another block starting here");
       const std::string bp = sp + ".blocks." + std::to_string(d);
       put(bp + ".dw0.m", units[at].convs[0]);
       put(bp + ".ffn0.m.pw1", units[at + 1].convs[0]);

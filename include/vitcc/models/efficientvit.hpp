@@ -42,7 +42,6 @@ namespace vitcc {
 
 inline constexpr std::size_t evit_stages = 3;
 inline constexpr std::size_t evit_max_heads = 4;
-inline constexpr std::size_t evit_max_depth = 8;
 
 struct EvitStageDims {
   std::size_t c = 0, depth = 0, heads = 0, kd = 0, vd = 0, cin_head = 0;
@@ -215,10 +214,11 @@ struct EvitDownWeights {
   EvitFfn res1, res2;
   EvitConv conv1, conv2, conv3, se_fc1, se_fc2;
 };
+// The blocks' weights are not in here: they are an array of depth[0] + depth[1] + depth[2] entries
+// that the model owns (sized from its config, as Vit's blocks are), stage after stage.
 struct EvitWeights {
   EvitConv pe[4];
   EvitDownWeights down[evit_stages];
-  EvitBlockWeights blocks[evit_stages][evit_max_depth];
   Linear head;
 };
 
@@ -240,7 +240,7 @@ inline EvitFfn bind_ffn(Binder& b, std::size_t c, const char* dw_name, const cha
 
 // Tensor names and order: docs/FORMAT.md, "EfficientViT tensors".
 template <class C>
-Status bind_efficientvit(const C& cfg, const BlobView& blob, EvitWeights& w) noexcept {
+Status bind_efficientvit(const C& cfg, const BlobView& blob, EvitWeights& w, EvitBlockWeights* blocks) noexcept {
   const EvitDims d = EvitDims::of(cfg);
   Binder b(blob);
   char n[80], m[80];
@@ -273,7 +273,7 @@ Status bind_efficientvit(const C& cfg, const BlobView& blob, EvitWeights& w) noe
       dw.res2 = bind_ffn(b, t.c, n, m);
     }
     for (std::size_t k = 0; k < t.depth; ++k) {
-      EvitBlockWeights& bw = w.blocks[s][k];
+      EvitBlockWeights& bw = *blocks++;
       std::snprintf(n, sizeof n, "stages.%zu.blocks.%zu.dw0.m", s, k);
       std::snprintf(m, sizeof m, "stages.%zu.blocks.%zu.ffn0.m", s, k);
       bw.a = bind_ffn(b, t.c, n, m);
@@ -392,8 +392,8 @@ void evit_mixer(const Executor* ex, const EvitMixer& m, const EvitStageDims& t, 
 // workers; every output element is computed the same way whoever runs it, so the result is the
 // same bit for bit at any number of workers.
 template <class Arch, class C>
-void efficientvit_forward(const C& cfg, const EvitWeights& w, const float* image, float* out, float* ws,
-                          const Executor* ex = nullptr) noexcept {
+void efficientvit_forward(const C& cfg, const EvitWeights& w, const EvitBlockWeights* blocks, const float* image,
+                          float* out, float* ws, const Executor* ex = nullptr) noexcept {
   using kernels::Activation;
   const EvitDims d = EvitDims::of(cfg);
   const EvitDims::Layout lay = d.layout();
@@ -445,7 +445,7 @@ void efficientvit_forward(const C& cfg, const EvitWeights& w, const float* image
       evit_res_dw_ffn<Arch>(ex, dn.res2, res, c, x, y, h);
     }
     for (std::size_t k = 0; k < t.depth; ++k) {
-      const EvitBlockWeights& b = w.blocks[s][k];
+      const EvitBlockWeights& b = *blocks++;
       evit_res_dw_ffn<Arch>(ex, b.a, res, c, x, y, h);
       evit_mixer<Arch>(ex, b.mixer, t, cfg.attn_scale[s], x, h, scratch, wf);
       evit_res_dw_ffn<Arch>(ex, b.b, res, c, x, y, h);
@@ -473,9 +473,7 @@ class EfficientVitM {
   static_assert(Cfg::num_heads[0] <= int(evit_max_heads) && Cfg::num_heads[1] <= int(evit_max_heads) &&
                     Cfg::num_heads[2] <= int(evit_max_heads),
                 "at most 4 heads per stage");
-  static_assert(Cfg::depth[0] <= int(evit_max_depth) && Cfg::depth[1] <= int(evit_max_depth) &&
-                    Cfg::depth[2] <= int(evit_max_depth),
-                "at most 8 blocks per stage");
+  static_assert(Cfg::depth[0] >= 1 && Cfg::depth[1] >= 1 && Cfg::depth[2] >= 1, "at least one block per stage");
   static_assert(Cfg::embed_dim[0] % Cfg::num_heads[0] == 0 && Cfg::embed_dim[1] % Cfg::num_heads[1] == 0 &&
                     Cfg::embed_dim[2] % Cfg::num_heads[2] == 0,
                 "embed_dim must divide into heads");
@@ -497,7 +495,7 @@ class EfficientVitM {
     bound_ = false;
     Status s = check_blob_checksum(blob, expected_checksum);
     if (!s.ok()) return s;
-    s = detail::bind_efficientvit(Cfg{}, blob, weights_);
+    s = detail::bind_efficientvit(Cfg{}, blob, weights_, blocks_.data());
     bound_ = s.ok();
     return s;
   }
@@ -506,18 +504,20 @@ class EfficientVitM {
   // image: CHW float [in_chans, img_size, img_size]; output: output_floats floats (logits, or the
   // pooled features when num_classes == 0); workspace: workspace_bytes, 64-byte aligned.
   void forward(const float* image, float* output, void* workspace) const noexcept {
-    detail::efficientvit_forward<Arch>(Cfg{}, weights_, image, output, static_cast<float*>(workspace));
+    detail::efficientvit_forward<Arch>(Cfg{}, weights_, blocks_.data(), image, output, static_cast<float*>(workspace));
   }
 
   // The same, with every step's tasks spread over the workers of `executor` (null: this thread).
   // workspace: workspace_bytes_for(worker_count(executor)). The output is identical bit for bit to
   // the single-threaded one.
   void forward(const float* image, float* output, void* workspace, const Executor* executor) const noexcept {
-    detail::efficientvit_forward<Arch>(Cfg{}, weights_, image, output, static_cast<float*>(workspace), executor);
+    detail::efficientvit_forward<Arch>(Cfg{}, weights_, blocks_.data(), image, output, static_cast<float*>(workspace),
+                                       executor);
   }
 
  private:
   EvitWeights weights_{};
+  std::array<EvitBlockWeights, std::size_t(Cfg::depth[0] + Cfg::depth[1] + Cfg::depth[2])> blocks_{};
   bool bound_ = false;
 };
 
