@@ -28,6 +28,17 @@
 // Alignment of every tensor in a blob and of the workspace the caller provides.
 #define VITCC_ALIGNMENT 64
 
+// What the unchecked API (e.g. a model's void forward()) asserts about its arguments in debug builds
+// (no NDEBUG). Define it before including vitcc to route the check elsewhere (an RTOS's own assert).
+#ifndef VITCC_ASSERT
+#ifdef NDEBUG
+#define VITCC_ASSERT(condition) ((void)0)
+#else
+#include <cassert>
+#define VITCC_ASSERT(condition) assert(condition)
+#endif
+#endif
+
 // 1 where the target executes single- (F) / double-precision fused multiply-add in hardware
 // (core/fp.hpp: how kernels use it).
 #if defined(__FP_FAST_FMAF) || defined(__FMA__) || defined(__aarch64__) || \

@@ -37,6 +37,7 @@
 #include "vitcc/kernels/squeeze_excite.hpp"
 #include "vitcc/kernels/window_attention.hpp"
 #include "vitcc/layers/linear.hpp"
+#include "vitcc/models/model.hpp"
 
 namespace vitcc {
 
@@ -465,8 +466,9 @@ void efficientvit_forward(const C& cfg, const EvitWeights& w, const EvitBlockWei
 }  // namespace detail
 
 // An EfficientViT-M whose every shape is fixed at compile time by Cfg (the struct vitcc-pack generates).
+// bind(), bound() and the checked and unchecked forward() are ModelBase's (models/model.hpp).
 template <class Cfg, class Arch = default_arch>
-class EfficientVitM {
+class EfficientVitM : public ModelBase<EfficientVitM<Cfg, Arch>, Cfg> {
   static constexpr EvitDims dims = EvitDims::of(Cfg{});
   static_assert(Cfg::img_size % 32 == 0, "EfficientViT input size must be a multiple of 32");
   static_assert(Cfg::embed_dim[0] % 8 == 0, "the patch embedding divides embed_dim[0] by 8");
@@ -481,6 +483,8 @@ class EfficientVitM {
  public:
   using config = Cfg;
   using arch = Arch;
+  // image: CHW float [in_chans, img_size, img_size]; output: logits, or the pooled features when
+  // num_classes == 0.
   static constexpr std::size_t input_floats = dims.cin * dims.img * dims.img;
   static constexpr std::size_t output_floats = dims.out;
   static constexpr std::size_t workspace_bytes = dims.workspace_floats() * sizeof(float);
@@ -491,34 +495,17 @@ class EfficientVitM {
     return dims.workspace_floats(workers) * sizeof(float);
   }
 
-  Status bind(const BlobView& blob, std::uint64_t expected_checksum = Cfg::blob_checksum) noexcept {
-    bound_ = false;
-    Status s = check_blob_checksum(blob, expected_checksum);
-    if (!s.ok()) return s;
-    s = detail::bind_efficientvit(Cfg{}, blob, weights_, blocks_.data());
-    bound_ = s.ok();
-    return s;
-  }
-  bool bound() const noexcept { return bound_; }
-
-  // image: CHW float [in_chans, img_size, img_size]; output: output_floats floats (logits, or the
-  // pooled features when num_classes == 0); workspace: workspace_bytes, 64-byte aligned.
-  void forward(const float* image, float* output, void* workspace) const noexcept {
-    detail::efficientvit_forward<Arch>(Cfg{}, weights_, blocks_.data(), image, output, static_cast<float*>(workspace));
-  }
-
-  // The same, with every step's tasks spread over the workers of `executor` (null: this thread).
-  // workspace: workspace_bytes_for(worker_count(executor)). The output is identical bit for bit to
-  // the single-threaded one.
-  void forward(const float* image, float* output, void* workspace, const Executor* executor) const noexcept {
-    detail::efficientvit_forward<Arch>(Cfg{}, weights_, blocks_.data(), image, output, static_cast<float*>(workspace),
-                                       executor);
-  }
-
  private:
+  friend class ModelBase<EfficientVitM<Cfg, Arch>, Cfg>;
+  Status bind_weights(const BlobView& blob) noexcept {
+    return detail::bind_efficientvit(Cfg{}, blob, weights_, blocks_.data());
+  }
+  void run(const float* image, float* output, float* ws, const Executor* ex) const noexcept {
+    detail::efficientvit_forward<Arch>(Cfg{}, weights_, blocks_.data(), image, output, ws, ex);
+  }
+
   EvitWeights weights_{};
   std::array<EvitBlockWeights, std::size_t(Cfg::depth[0] + Cfg::depth[1] + Cfg::depth[2])> blocks_{};
-  bool bound_ = false;
 };
 
 }  // namespace vitcc

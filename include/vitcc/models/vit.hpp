@@ -27,6 +27,7 @@
 #include "vitcc/kernels/patch_embed.hpp"
 #include "vitcc/kernels/pooling.hpp"
 #include "vitcc/layers/linear.hpp"
+#include "vitcc/models/model.hpp"
 #include "vitcc/models/vit_types.hpp"
 
 namespace vitcc {
@@ -195,8 +196,9 @@ void vit_forward(const C& cfg, const VitWeights& w, const VitBlockWeights* block
 }  // namespace detail
 
 // A ViT whose every shape is fixed at compile time by Cfg (the struct vitcc-pack generates).
+// bind(), bound() and the checked and unchecked forward() are ModelBase's (models/model.hpp).
 template <class Cfg, class Arch = default_arch>
-class Vit {
+class Vit : public ModelBase<Vit<Cfg, Arch>, Cfg> {
   static constexpr VitDims dims = VitDims::of(Cfg{});
   static_assert(Cfg::patch > 0 && Cfg::img_h % Cfg::patch == 0 && Cfg::img_w % Cfg::patch == 0,
                 "image size must be a multiple of the patch size");
@@ -217,37 +219,18 @@ class Vit {
   }
   static constexpr std::size_t workspace_alignment = alignment;
 
-  // Binds the weights of `blob` (already opened), refusing a blob whose checksum is not
-  // `expected_checksum` (by default the one recorded in the generated config).
-  Status bind(const BlobView& blob, std::uint64_t expected_checksum = Cfg::blob_checksum) noexcept {
-    bound_ = false;
-    Status s = check_blob_checksum(blob, expected_checksum);
-    if (!s.ok()) return s;
-    s = detail::bind_vit(Cfg{}, blob, weights_, blocks_.data());
-    bound_ = s.ok();
-    return s;
-  }
-
-  bool bound() const noexcept { return bound_; }
-
   // image: CHW float [in_chans, img_h, img_w], normalised as the model expects.
-  // output: output_floats floats. workspace: workspace_bytes, 64-byte aligned, owned by the caller.
-  void forward(const float* image, float* output, void* workspace) const noexcept {
-    detail::vit_forward<Arch>(Cfg{}, weights_, blocks_.data(), image, output, static_cast<float*>(workspace));
-  }
-
-  // The same, with every kernel's tasks spread over the workers of `executor` (null: this thread).
-  // workspace: workspace_bytes_for(worker_count(executor)). The output is identical bit for bit to
-  // the single-threaded one.
-  void forward(const float* image, float* output, void* workspace, const Executor* executor) const noexcept {
-    detail::vit_forward<Arch>(Cfg{}, weights_, blocks_.data(), image, output, static_cast<float*>(workspace),
-                              executor);
-  }
+  // output: output_floats floats (logits, pooled features or every token, as the config says).
 
  private:
+  friend class ModelBase<Vit<Cfg, Arch>, Cfg>;
+  Status bind_weights(const BlobView& blob) noexcept { return detail::bind_vit(Cfg{}, blob, weights_, blocks_.data()); }
+  void run(const float* image, float* output, float* ws, const Executor* ex) const noexcept {
+    detail::vit_forward<Arch>(Cfg{}, weights_, blocks_.data(), image, output, ws, ex);
+  }
+
   VitWeights weights_;
   std::array<VitBlockWeights, std::size_t(Cfg::depth)> blocks_{};
-  bool bound_ = false;
 };
 
 template <class Model>
