@@ -24,11 +24,83 @@
 #include "vitcc/core/arch.hpp"
 #include "vitcc/core/config.hpp"
 #include "vitcc/core/executor.hpp"
+#include "vitcc/core/fp.hpp"
 #include "vitcc/kernels/activations.hpp"
 #include "vitcc/kernels/fmadd.hpp"
 #include "vitcc/kernels/ref/gemm.hpp"
 
 namespace vitcc::kernels {
+
+namespace detail {
+
+// The scalar path (scalar_arch: builds with VITCC_DISABLE_SIMD, and cores without SIMD such as the
+// Cortex-M4F and M7). fp32 throughout, since a single-precision FPU emulates double in software;
+// every multiply-add is one fp::madd, a VFMA.F32 on an FPv4/FPv5 FPU. The register tile is MR = 4 rows
+// x 4 columns: 16 accumulators, 4 values of A and 4 of B, 24 of the 32 single-precision registers,
+// and 8 loads per 16 multiply-adds, which an in-order core issues beside them. Each element of C is
+// one sequential sum over K, so any split of the work gives the same bits.
+inline constexpr std::size_t gemm_scalar_mr = 4, gemm_scalar_nr = 4;
+
+// One MR x 4 tile (mv <= MR rows, nv <= 4 columns valid) over the full K. b: the tile's first column
+// inside its packed panel (rows gemm_nr floats apart); bias and add already offset to the tile.
+template <std::size_t MR>
+void gemm_scalar_tile(std::size_t mv, std::size_t nv, std::size_t k, const float* a, std::size_t lda, const float* b,
+                      float* c, std::size_t ldc, const float* bias, Activation act, const float* add,
+                      std::size_t ld_add) noexcept {
+  float acc[MR][gemm_scalar_nr] = {};
+  const float* ar[MR];
+  for (std::size_t i = 0; i < MR; ++i) ar[i] = a + (i < mv ? i : mv - 1) * lda;
+  for (std::size_t kk = 0; kk < k; ++kk) {
+    const float* bk = b + kk * gemm_nr;
+    const float b0 = bk[0], b1 = bk[1], b2 = bk[2], b3 = bk[3];
+    VITCC_UNROLL
+    for (std::size_t i = 0; i < MR; ++i) {
+      const float ai = ar[i][kk];
+      acc[i][0] = fp::madd(ai, b0, acc[i][0]);
+      acc[i][1] = fp::madd(ai, b1, acc[i][1]);
+      acc[i][2] = fp::madd(ai, b2, acc[i][2]);
+      acc[i][3] = fp::madd(ai, b3, acc[i][3]);
+    }
+  }
+  for (std::size_t i = 0; i < mv; ++i)
+    for (std::size_t j = 0; j < nv; ++j) {
+      float v = acc[i][j];
+      if (bias) v += bias[j];
+      v = apply_activation_scalar(v, act);
+      if (add) v += add[i * ld_add + j];  // read before c is written: add may be c itself
+      c[i * ldc + j] = v;
+    }
+}
+
+// The scalar GEMM over a B whose panels are panel_stride floats apart: panel by panel, row tiles of
+// A inside (4 rows stay in L1 across the panel's four column groups), the panel's K x 16 read once
+// per row tile.
+inline void gemm_scalar_panels(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
+                               const float* packed_b, std::size_t panel_stride, float* c, std::size_t ldc,
+                               const GemmEpilogue& ep) noexcept {
+  constexpr std::size_t MR = gemm_scalar_mr, NR = gemm_scalar_nr;
+  for (std::size_t col0 = 0; col0 < n; col0 += gemm_nr) {
+    const float* panel = packed_b + col0 / gemm_nr * panel_stride;
+    for (std::size_t i0 = 0; i0 < m; i0 += MR) {
+      const std::size_t mv = m - i0 < MR ? m - i0 : MR;
+      for (std::size_t j = 0; j < gemm_nr && col0 + j < n; j += NR) {
+        const std::size_t col = col0 + j, nv = n - col < NR ? n - col : NR;
+        const float* bias = ep.bias ? ep.bias + col : nullptr;
+        const float* add = ep.add ? ep.add + i0 * ep.ld_add + col : nullptr;
+        float* ct = c + i0 * ldc + col;
+        const float* at = a + i0 * lda;
+        switch (mv) {
+          case 1: gemm_scalar_tile<1>(mv, nv, k, at, lda, panel + j, ct, ldc, bias, ep.act, add, ep.ld_add); break;
+          case 2: gemm_scalar_tile<2>(mv, nv, k, at, lda, panel + j, ct, ldc, bias, ep.act, add, ep.ld_add); break;
+          case 3: gemm_scalar_tile<3>(mv, nv, k, at, lda, panel + j, ct, ldc, bias, ep.act, add, ep.ld_add); break;
+          default: gemm_scalar_tile<MR>(mv, nv, k, at, lda, panel + j, ct, ldc, bias, ep.act, add, ep.ld_add); break;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace detail
 
 #if !VITCC_DISABLE_SIMD
 namespace detail {
@@ -241,17 +313,26 @@ void gemm_panels(std::size_t m, std::size_t n, std::size_t k, const float* a, st
 }  // namespace detail
 #endif
 
+namespace detail {
+// The GEMM over a B whose panels are panel_stride floats apart, on either path.
+template <class Arch>
+void gemm_strided(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda, const float* packed_b,
+                  std::size_t panel_stride, float* c, std::size_t ldc, const GemmEpilogue& ep) noexcept {
+  if constexpr (is_scalar_arch<Arch>) {
+    gemm_scalar_panels(m, n, k, a, lda, packed_b, panel_stride, c, ldc, ep);
+  } else {
+#if !VITCC_DISABLE_SIMD
+    gemm_panels<Arch>(m, n, k, a, lda, packed_b, panel_stride, c, ldc, ep);
+#endif
+  }
+}
+}  // namespace detail
+
 // C (M x N, ldc) = epilogue(A (M x K, lda) * B), B packed with pack_b / pack_b_from_linear.
 template <class Arch>
 void gemm(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda, const float* packed_b,
           float* c, std::size_t ldc, const GemmEpilogue& ep) noexcept {
-  if constexpr (is_scalar_arch<Arch>) {
-    ref::gemm(m, n, k, a, lda, packed_b, c, ldc, ep);
-  } else {
-#if !VITCC_DISABLE_SIMD
-    detail::gemm_panels<Arch>(m, n, k, a, lda, packed_b, k * gemm_nr, c, ldc, ep);
-#endif
-  }
+  detail::gemm_strided<Arch>(m, n, k, a, lda, packed_b, k * gemm_nr, c, ldc, ep);
 }
 
 // Parallel GEMM: C is cut into tasks of gemm_task_rows(m, n) rows x gemm_task_cols columns, fixed
@@ -294,15 +375,9 @@ void gemm_task(std::size_t task, std::size_t m, std::size_t n, std::size_t k, co
   GemmEpilogue e = ep;
   if (e.bias) e.bias += j0;
   if (e.add) e.add += i0 * e.ld_add + j0;
-  if constexpr (is_scalar_arch<Arch>) {
-    // The reference reads panels K * 16 apart; the tile starts at a panel boundary (j0 % 16 == 0).
-    ref::gemm(mt, nt, k, a + i0 * lda, lda, packed_b + j0 / gemm_nr * panel_stride, c + i0 * ldc + j0, ldc, e);
-  } else {
-#if !VITCC_DISABLE_SIMD
-    gemm_panels<Arch>(mt, nt, k, a + i0 * lda, lda, packed_b + j0 / gemm_nr * panel_stride, panel_stride,
-                      c + i0 * ldc + j0, ldc, e);
-#endif
-  }
+  // The tile starts at a panel boundary (j0 % 16 == 0).
+  gemm_strided<Arch>(mt, nt, k, a + i0 * lda, lda, packed_b + j0 / gemm_nr * panel_stride, panel_stride,
+                     c + i0 * ldc + j0, ldc, e);
 }
 }  // namespace detail
 

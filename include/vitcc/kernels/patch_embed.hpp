@@ -29,7 +29,6 @@ constexpr std::size_t patch_embed_scratch_floats(std::size_t c, std::size_t p) n
   return patch_embed_rows * ((c * p * p + 15) / 16 * 16);
 }
 
-#if !VITCC_DISABLE_SIMD
 namespace detail {
 // Patches group * patch_embed_rows .. + patch_embed_rows - 1: gather them into scratch (one group's
 // worth), then one GEMM against the packed weight.
@@ -54,26 +53,18 @@ void patch_embed_group(std::size_t group, const float* image, std::size_t c, std
   GemmEpilogue ep;
   ep.add = add + r0 * ld_add;
   ep.ld_add = ld_add;
-  gemm_panels<Arch>(rows, d, k, scratch, lda, packed_w, k * gemm_nr, out + r0 * ld_out, ld_out, ep);
+  gemm_strided<Arch>(rows, d, k, scratch, lda, packed_w, k * gemm_nr, out + r0 * ld_out, ld_out, ep);
 }
 }  // namespace detail
-#endif
 
 template <class Arch>
 void patch_embed(const float* image, std::size_t c, std::size_t h, std::size_t w, std::size_t p,
                  const float* packed_w, std::size_t d, const float* add, std::size_t ld_add, float* out,
                  std::size_t ld_out, float* scratch) noexcept {
-  if constexpr (is_scalar_arch<Arch>) {
-    (void)scratch;
-    ref::patch_embed(image, c, h, w, p, packed_w, d, add, ld_add, out, ld_out);
-  } else {
-#if !VITCC_DISABLE_SIMD
-    const std::size_t patches = (h / p) * (w / p);
-    for (std::size_t r0 = 0; r0 < patches; r0 += patch_embed_rows)
-      detail::patch_embed_group<Arch>(r0 / patch_embed_rows, image, c, h, w, p, packed_w, d, add, ld_add, out, ld_out,
-                                      scratch);
-#endif
-  }
+  const std::size_t patches = (h / p) * (w / p);
+  for (std::size_t r0 = 0; r0 < patches; r0 += patch_embed_rows)
+    detail::patch_embed_group<Arch>(r0 / patch_embed_rows, image, c, h, w, p, packed_w, d, add, ld_add, out, ld_out,
+                                    scratch);
 }
 
 // Parallel patch embedding: tasks are groups of patch_embed_rows patches, each gathered into its
@@ -82,22 +73,15 @@ template <class Arch>
 void patch_embed(const float* image, std::size_t c, std::size_t h, std::size_t w, std::size_t p,
                  const float* packed_w, std::size_t d, const float* add, std::size_t ld_add, float* out,
                  std::size_t ld_out, float* scratch, const Executor* ex) noexcept {
-  if constexpr (is_scalar_arch<Arch>) {
-    (void)ex;
+  if (worker_count(ex) == 1) {
     patch_embed<Arch>(image, c, h, w, p, packed_w, d, add, ld_add, out, ld_out, scratch);
-  } else {
-#if !VITCC_DISABLE_SIMD
-    if (worker_count(ex) == 1) {
-      patch_embed<Arch>(image, c, h, w, p, packed_w, d, add, ld_add, out, ld_out, scratch);
-      return;
-    }
-    const std::size_t patches = (h / p) * (w / p);
-    const std::size_t slice = patch_embed_scratch_floats(c, p);
-    parallel_for(ex, (patches + patch_embed_rows - 1) / patch_embed_rows, [&](std::size_t g, std::size_t wk) {
-      detail::patch_embed_group<Arch>(g, image, c, h, w, p, packed_w, d, add, ld_add, out, ld_out, scratch + wk * slice);
-    });
-#endif
+    return;
   }
+  const std::size_t patches = (h / p) * (w / p);
+  const std::size_t slice = patch_embed_scratch_floats(c, p);
+  parallel_for(ex, (patches + patch_embed_rows - 1) / patch_embed_rows, [&](std::size_t g, std::size_t wk) {
+    detail::patch_embed_group<Arch>(g, image, c, h, w, p, packed_w, d, add, ld_add, out, ld_out, scratch + wk * slice);
+  });
 }
 
 }  // namespace vitcc::kernels

@@ -9,6 +9,8 @@
 //   with zero columns, so the buffer holds packed_b_floats(K, N) = ceil(N / 16) * 16 * K floats.
 //   The width is 16 on every ISA so one blob serves AVX-512 (one zmm per panel row), AVX2 (two ymm)
 //   NEON/SSE (four vectors) and this reference; a panel row is 64 bytes, one cache line.
+// Test oracle only (double accumulation): no product path runs it; the scalar path is fp32 code in
+// the kernel headers, for cores whose FPU has single precision only.
 #pragma once
 #include <cstddef>
 
