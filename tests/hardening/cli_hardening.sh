@@ -3,13 +3,14 @@
 #   1. vitcc-pack killed while writing leaves the previous output intact and no partial file:
 #      deterministically (SIGKILL at the test hook that pauses with the blob written but not yet
 #      published) and at several moments of a real run;
-#   2. every error is exactly one line on stderr ("vitcc-pack: error: ..." / "vitcc-run: error: ..."),
-#      including a config that does not match its compiled header or its blob, and a damaged blob;
+#   2. every error is exactly one line on stderr ("vitcc-pack: error: ..." / "vitcc-run: error: ..."
+#      / "vitcc-compile: error: ..."), including a config that does not match its compiled header or
+#      its blob, a damaged blob, and configs whose name or files would lead a tool out of its folder;
 #   3. vitcc-run gives identical output bits for --threads 1, 2 and 3 and across repeated runs, for a
 #      batch and for a single image (whatever --threads parallelises, now or later).
-# Usage: cli_hardening.sh VITCC_PACK VITCC_RUN SOURCE_DIR OUT_DIR
+# Usage: cli_hardening.sh VITCC_PACK VITCC_RUN VITCC_COMPILE SOURCE_DIR OUT_DIR
 set -euo pipefail
-pack=$1 run=$2 src=$3 out=$4
+pack=$1 run=$2 compile=$3 src=$4 out=$5
 rm -rf "$out"; mkdir -p "$out"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 python=${VITCC_PYTHON:-/usr/bin/python3}
@@ -80,6 +81,7 @@ expect_one_line_error vitcc-pack "unknown option" "$pack" "$src/demo/demo.onnx" 
 
 "$pack" "$src/demo/demo.onnx" -o "$m" --name demo >/dev/null   # a clean set again
 cfg="$m/demo.json"
+blob=$m/$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["blob"]["file"])' "$cfg")
 edit_config() {  # edit_config NEW.json PYTHON-EXPRESSION-ON-c
   "$python" -c "import json,sys; c=json.load(open('$cfg')); $2; json.dump(c, open('$1','w'))"
 }
@@ -94,13 +96,35 @@ expect_one_line_error vitcc-run "compiled for config" "$run" "$m/other_hash.json
 edit_config "$m/other_blob.json" "c['blob']['checksum']='0x%016x' % (int(c['blob']['checksum'],16) ^ 1)"
 expect_one_line_error vitcc-run "this model expects" "$run" "$m/other_blob.json" --check
 # A damaged blob: one flipped byte.
-cp "$m/demo.vitcc" "$m/damaged.vitcc"
+cp "$blob" "$m/damaged.vitcc"
 printf '\x55' | dd of="$m/damaged.vitcc" bs=1 seek=100000 conv=notrunc status=none
 edit_config "$m/damaged.json" "c['blob']['file']='damaged.vitcc'"
 expect_one_line_error vitcc-run "does not match the recorded" "$run" "$m/damaged.json" --check
 head -c 1000 "$src/demo/input.bin" > "$out/partial.bin"
 expect_one_line_error vitcc-run "not a whole" "$run" "$cfg" --input "$out/partial.bin" --output "$out/x.bin"
 expect_one_line_error vitcc-run "unknown option" "$run" "$cfg" --frobnicate
+# A blob that is a symbolic link out of the config's folder.
+mkdir -p "$out/elsewhere"; cp "$blob" "$out/elsewhere/x.vitcc"; ln -s "$(realpath "$out/elsewhere/x.vitcc")" "$m/linked.vitcc"
+edit_config "$m/linked.json" "c['blob']['file']='linked.vitcc'"
+expect_one_line_error vitcc-run "blob.file: 'linked.vitcc' leads outside the config's folder" "$run" "$m/linked.json" --check
+
+# vitcc-compile reads configs with the same reader, and writes nothing outside -o: a config whose
+# name climbs out of the folder (it would name DIR/../../x_capi.cpp) or holds a slash, and a header
+# whose quote and newline would end the generated #include early, are refused before anything is
+# written.
+mkdir -p "$out/compile/a/b"
+edit_config "$m/climb.json" "c['name']='../../x'"
+expect_one_line_error vitcc-compile "climb.json: name: \"../../x\" is not a model name" \
+  "$compile" "$m/climb.json" -o "$out/compile/a/b/lib"
+edit_config "$m/slash.json" "c['name']='sub/x'"
+expect_one_line_error vitcc-compile "slash.json: name: \"sub/x\" is not a model name" "$compile" "$m/slash.json" -o "$out/compile/a/b/lib"
+edit_config "$m/quote.json" "c['header']='demo.hpp\"\\n#include \"/etc/passwd'"
+expect_one_line_error vitcc-compile "quote.json: header: " "$compile" "$m/quote.json" -o "$out/compile/a/b/lib"
+# A folder whose path holds a quote: its header's path cannot be written in an #include.
+q="$out/quote\"dir"; mkdir -p "$q"; cp "$m"/demo.* "$q"/
+expect_one_line_error vitcc-compile "which cannot be written in an #include" "$compile" "$q/demo.json" -o "$out/compile/q"
+[ -z "$(find "$out/compile" -type f)" ] || fail "a refused vitcc-compile wrote: $(find "$out/compile" -type f)"
+expect_one_line_error vitcc-pack "--name '../x': expected 1 to 64 letters" "$pack" "$src/demo/demo.onnx" -o "$out/bad" --name ../x
 
 # ---- 3. determinism across --threads and runs ------------------------------------------------
 "$python" - "$src/demo/input.bin" "$out/batch.bin" <<'EOF'

@@ -74,6 +74,7 @@ std::array<double, 3> parse_triple(const std::string& flag, const std::string& v
 
 Options parse(int argc, char** argv) {
   Options o;
+  bool name_given = false;
   std::vector<std::string> a(argv + 1, argv + argc);
   for (std::size_t i = 0; i < a.size(); ++i) {
     auto value = [&](const std::string& flag) -> std::string {
@@ -81,7 +82,10 @@ Options parse(int argc, char** argv) {
       return a[++i];
     };
     if (a[i] == "-o" || a[i] == "--out") o.out_dir = value(a[i]);
-    else if (a[i] == "--name") o.name = value(a[i]);
+    else if (a[i] == "--name") {
+      o.name = value(a[i]);
+      name_given = true;
+    }
     else if (a[i] == "--summary") o.summary = true;
     else if (a[i] == "--no-check") o.check = false;
     else if (a[i] == "--emit-c-array") o.emit_c_array = true;
@@ -108,9 +112,8 @@ Options parse(int argc, char** argv) {
   }
   if (o.model.empty() || o.out_dir.empty()) throw PackError("missing MODEL.onnx or -o OUT_DIR (see vitcc-pack --help)");
   if (o.name.empty()) o.name = fs::path(o.model).stem().string();
-  for (char c : o.name)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'))
-      throw PackError("--name '" + o.name + "': use letters, digits, '_', '-' or '.'");
+  if (const std::string why = tools::model_name_problem(o.name); !why.empty())
+    throw PackError("--name '" + o.name + "': " + why + (name_given ? "" : " (the ONNX file's stem; give --name)"));
   return o;
 }
 
