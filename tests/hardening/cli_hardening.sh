@@ -89,9 +89,18 @@ printf '{"format": ' > "$m/broken.json"
 expect_one_line_error vitcc-run "not a valid JSON config" "$run" "$m/broken.json" --check
 edit_config "$m/escape.json" "c['header']='../../etc/passwd'"
 expect_one_line_error vitcc-run "is not a plain file name" "$run" "$m/escape.json" --check
-# A config whose config_hash is not its compiled header's: the runner compiled from demo.hpp refuses.
+# A config whose config_hash is not its header's: the runner compiled from that header says which
+# configuration it holds, and vitcc-run refuses it before caching it under the config's hash.
 edit_config "$m/other_hash.json" "c['config_hash']='0x0123456789abcdef'"
-expect_one_line_error vitcc-run "compiled for config" "$run" "$m/other_hash.json" --check
+expect_one_line_error vitcc-run "was generated for config" "$run" "$m/other_hash.json" --check
+# The same with the config's own hash and another configuration's header (the EfficientViT demo's,
+# packed under the same name), on an empty cache: the runner compiled from that header is refused
+# and not cached, so the model with that hash still runs afterwards.
+"$pack" "$src/demo/evit_demo.onnx" -o "$out/other" --name demo >/dev/null
+cp "$out/other/$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["header"])' "$out/other/demo.json")" "$m/other.hpp"
+edit_config "$m/other_header.json" "c['header']='other.hpp'; c.pop('header_checksum', None)"
+VITCC_CACHE_DIR="$out/fresh-cache" expect_one_line_error vitcc-run "was generated for config" "$run" "$m/other_header.json" --check
+VITCC_CACHE_DIR="$out/fresh-cache" "$run" "$cfg" --check >/dev/null || fail "a refused header left a wrong runner in the cache"
 # A config that names another blob: binding refuses it (wrong_blob).
 edit_config "$m/other_blob.json" "c['blob']['checksum']='0x%016x' % (int(c['blob']['checksum'],16) ^ 1)"
 expect_one_line_error vitcc-run "this model expects" "$run" "$m/other_blob.json" --check

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -232,6 +233,22 @@ fs::path ensure_runner(const vitcc::tools::ModelConfig& cfg, bool verbose) {
   if (rc != 0) {
     fs::remove(tmp_bin, ec);
     throw Failure("compiling the runner for " + cfg.header_path + " failed (" + cxx + " exit " + std::to_string(rc) + "):\n" + log);
+  }
+  // The cache is keyed by the config's hash, but the code comes from the header: a header compiled
+  // for another configuration must not be cached under this key, where every later run of this
+  // configuration would find it.
+  std::string said;
+  const int hash_rc = run_process(with_launcher({tmp_bin.string(), "--config-hash"}), said, true);
+  said = vitcc::tools::one_line(said.c_str());
+  std::string want = cfg.config_hash;
+  for (char& ch : want) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  if (hash_rc != 0 || said != want) {
+    fs::remove(tmp_bin, ec);
+    if (hash_rc != 0)
+      throw Failure("the runner compiled for " + cfg.header_path + " does not start (exit " + std::to_string(hash_rc) +
+                    "): " + said);
+    throw Failure(cfg.path + ": config_hash is " + cfg.config_hash + ", but its header " + cfg.header_path +
+                  " was generated for config " + said + " (files from two different packs?)");
   }
   fs::rename(tmp_bin, runner, ec);  // atomic: a concurrent compile of the same key is harmless
   if (ec) throw Failure(runner.string() + ": cannot move the compiled runner into place: " + ec.message());
