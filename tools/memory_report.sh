@@ -88,7 +88,7 @@ fi
 Produced by \`tools/memory_report.sh\` (do not edit by hand; re-run it). For each model of the test
 fixture set (one export per model, ImageNet-size inputs, random weights), packed by \`vitcc-pack\`:
 
-- **weights**: the blob (\`NAME.vitcc\`, \`stats.weight_bytes\` in \`NAME.json\`, \`NAME_BLOB_BYTES\` of
+- **weights**: the blob (\`NAME.<checksum>.vitcc\`, \`stats.weight_bytes\` in \`NAME.json\`, \`NAME_BLOB_BYTES\` of
   \`--emit-c-array\` / \`--emit-object\`). \`forward()\` reads it in place: a mapped file, flash, or an
   array linked into the program. It is never copied.
 - **workspace**: \`Model::workspace_bytes\` (= \`vitcc::workspace_bytes<Model>\`, a \`constexpr\`; also

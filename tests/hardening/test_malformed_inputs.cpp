@@ -789,7 +789,13 @@ TEST_CASE("JSON config: the files it names (load_model_config)") {
     });
     expect_folder_refusal(msg, "blob.bytes: the config records");
   }
-
+  SUBCASE("J31 a header that is not the one the config records (a header from another pack)") {
+    const std::string msg = folder_error("header-other", demo_json(), [&](const fs::path& d) {
+      std::ofstream(d / header, std::ios::app) << "// edited\n";
+    });
+    expect_folder_refusal(msg, "header_checksum: ");
+    expect_folder_refusal(msg, "(a header from another pack?)");
+  }
 }
 
 // =============================================================================================

@@ -1,5 +1,5 @@
-// Names shared by vitcc-pack, vitcc-run and vitcc-compile: what a model name may be, and the
-// identifiers and #include lines made from names.
+// Names shared by vitcc-pack, vitcc-run and vitcc-compile: what a model name may be, the file names
+// of a packed set (docs/FORMAT.md, "Files"), and the identifiers and #include lines made from names.
 #pragma once
 #include <cctype>
 #include <cstdint>
@@ -43,8 +43,7 @@ inline bool file_name_char(char c) {
 // cpp_identifier(), into generated C and C++ source. Returns "" when `name` is one, else what is
 // wrong: 1 to 64 letters, digits, '_', '-' or '.', not starting with '.' or '-' (no "..", no hidden
 // file, no option-like word), and not ending in '.' + 16 hex digits, the tag of the set's
-// content-addressed files vitcc-pack is to write (so NAME.TAG.hpp can never be another model's
-// NAME.hpp).
+// content-addressed files (so NAME.TAG.hpp can never be another model's NAME.hpp).
 inline std::string model_name_problem(const std::string& name) {
   bool ok = !name.empty() && name.size() <= 64 && name[0] != '.' && name[0] != '-';
   for (char c : name) ok = ok && file_name_char(c);
@@ -62,6 +61,16 @@ inline std::string include_directive(const std::string& path) {
   for (char c : path)
     if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return "";
   return "#include \"" + path + "\"\n";
+}
+
+// The files of a packed set, in the config's folder (docs/FORMAT.md, "Files"): the blob and the
+// config header are content-addressed (their tag is the blob's checksum, the header's FNV-1a), the
+// config and the header users include have fixed names.
+inline std::string blob_file_name(const std::string& name, std::uint64_t checksum) {
+  return name + "." + hex16(checksum) + ".vitcc";
+}
+inline std::string header_file_name(const std::string& name, std::uint64_t header_hash) {
+  return name + "." + hex16(header_hash) + ".hpp";
 }
 
 }  // namespace vitcc::tools
