@@ -1,8 +1,8 @@
 /* A C program (C11, compiled by `cc`) using a model through vitcc-compile's library and header.
    The demo model's weights come twice: linked in (vitcc-pack --emit-object, demo_blob.o) and read
-   from the .vitcc file; both must give PyTorch's logits, and a damaged, misaligned or missing blob
-   must be refused.
-   Usage: c_api_demo BLOB.vitcc INPUT.bin REFERENCE.bin */
+   from the .vitcc file the C header names (DEMO_BLOB_FILE, in the model's folder); both must give
+   PyTorch's logits, and a damaged, misaligned or missing blob must be refused.
+   Usage: c_api_demo MODEL_DIR INPUT.bin REFERENCE.bin */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,11 +54,13 @@ static int matches(const float* got, const float* ref, size_t n, const char* wha
 
 int main(int argc, char** argv) {
   if (argc != 4) {
-    fprintf(stderr, "usage: %s BLOB.vitcc INPUT.bin REFERENCE.bin\n", argv[0]);
+    fprintf(stderr, "usage: %s MODEL_DIR INPUT.bin REFERENCE.bin\n", argv[0]);
     return 2;
   }
   size_t blob_size = 0, in_size = 0, ref_size = 0;
-  unsigned char* file_blob = read_file(argv[1], &blob_size);
+  char blob_path[4096];
+  snprintf(blob_path, sizeof blob_path, "%s/%s", argv[1], DEMO_BLOB_FILE);
+  unsigned char* file_blob = read_file(blob_path, &blob_size);
   float* image = (float*)read_file(argv[2], &in_size);
   float* reference = (float*)read_file(argv[3], &ref_size);
   if (!file_blob || !image || !reference) {

@@ -39,7 +39,7 @@ struct BlobFile {
   void* p = nullptr;
   std::size_t size = 0;
   BlobFile() {
-    std::ifstream f(VITCC_DEMO_MODEL_DIR "/demo.vitcc", std::ios::binary | std::ios::ate);
+    std::ifstream f(std::string(VITCC_DEMO_MODEL_DIR "/") + Cfg::blob_file, std::ios::binary | std::ios::ate);
     size = std::size_t(f.tellg());
     p = std::aligned_alloc(64, (size + 63) / 64 * 64);
     f.seekg(0);

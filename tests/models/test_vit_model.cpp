@@ -30,7 +30,7 @@ struct Wider : Cfg {
   static constexpr int mlp_hidden = Cfg::mlp_hidden + 16;
 };
 
-const std::string blob_path = VITCC_DEMO_MODEL_DIR "/demo.vitcc";
+const std::string blob_path = std::string(VITCC_DEMO_MODEL_DIR "/") + Cfg::blob_file;  // the blob its header names
 const std::string input_path = VITCC_DEMO_DIR "/input.bin";
 const std::string reference_path = VITCC_DEMO_DIR "/reference.bin";
 

@@ -216,10 +216,39 @@ std::vector<unsigned char> serialize_blob(const std::vector<BlobTensor>& tensors
   return bytes;
 }
 
+void test_step(const std::string& what) {
+  static int step = 0;
+  ++step;
+  const std::string line = std::to_string(step) + " " + what + "\n";
+  if (const char* log = std::getenv("VITCC_TEST_STEPS"); log && *log) {
+    const int fd = ::open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      (void)!::write(fd, line.data(), line.size());
+      ::close(fd);
+    }
+  }
+  const char* pause = std::getenv("VITCC_TEST_PAUSE_AT");
+  if (!pause || !*pause) return;
+  const std::string spec = pause;
+  const auto colon = spec.find(':');
+  if (colon == std::string::npos || std::atoi(spec.substr(0, colon).c_str()) != step) return;
+  const std::string marker = spec.substr(colon + 1);
+  const int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd >= 0) {
+    (void)!::write(fd, line.data(), line.size());
+    ::fsync(fd);
+    ::close(fd);
+  }
+  ::sleep(120);
+  ::_exit(99);  // never killed: a broken test; do not go on writing as if nothing happened
+}
+
 void write_file_atomically(const std::string& path, const void* bytes, std::size_t size) {
   // On Linux the data goes to an unnamed file in the target folder (O_TMPFILE), which gets a name
   // only once it is complete and synced: a crash or SIGKILL while writing leaves nothing behind.
   // Elsewhere (or on a file system without O_TMPFILE) a named temporary file, removed on errors.
+  // Either way the finished file is renamed over PATH; between naming and renaming (microseconds)
+  // a kill leaves PATH.tmp.PID, which the next vitcc-pack run into the folder removes.
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   const auto slash = path.find_last_of('/');
   const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
@@ -248,17 +277,12 @@ void write_file_atomically(const std::string& path, const void* bytes, std::size
     done += std::size_t(n);
   }
   if (::fsync(fd) != 0) give_up("cannot flush");
-  // Test hook (tests/hardening/kill_pack.sh): with the data written but not yet published, say so
-  // by creating the named marker file, then wait to be killed.
-  if (const char* marker = std::getenv("VITCC_TEST_PAUSE_BEFORE_PUBLISH"); marker && *marker) {
-    const int m = ::open(marker, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (m >= 0) ::close(m);
-    ::sleep(60);
-  }
+  test_step(path + ": written and synced" + (anonymous ? " to an unnamed file" : " to " + tmp) + ", not yet in place");
   if (anonymous) {
     const std::string proc = "/proc/self/fd/" + std::to_string(fd);
     ::unlink(tmp.c_str());  // a leftover of an earlier process with our pid
     if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0) give_up("cannot name the temporary file");
+    test_step(path + ": complete as " + tmp + ", not yet renamed over " + path);
   }
   if (::close(fd) != 0) {
     const std::string why = std::strerror(errno);

@@ -34,6 +34,14 @@ std::vector<unsigned char> serialize_blob(const std::vector<BlobTensor>& tensors
 // (or a crash) never sees a half-written file.
 void write_file_atomically(const std::string& path, const void* bytes, std::size_t size);
 
+// Test hook (tests/hardening/cli_hardening.sh): every moment at which vitcc-pack is about to change
+// the output folder, or holds a finished file not yet in place, calls test_step(what) first, and
+// steps are numbered from 1 in the order a run reaches them.
+//   VITCC_TEST_STEPS=FILE          appends "N what" to FILE at every step (a run's list of steps);
+//   VITCC_TEST_PAUSE_AT=N:MARKER   at step N writes "N what" to MARKER and waits to be killed (after
+//                                  120 s it exits with status 99 rather than go on writing).
+void test_step(const std::string& what);
+
 // Refuses (PackError naming `file`, the tensor and the element) weights that hold NaN or Inf:
 // a blob never carries them, so a device never has to check (docs/SECURITY.md).
 void check_finite(const std::vector<BlobTensor>& tensors, const std::string& file);
