@@ -22,12 +22,11 @@ TYPE_TO_STRING(vitcc_models::demo_model);
 TYPE_TO_STRING(vitcc_models::evit_demo_model);
 
 namespace {
+// The blob the model's generated header names.
 template <class Model>
-const char* blob_file();
-template <>
-const char* blob_file<vitcc_models::demo_model>() { return VITCC_DEMO_MODEL_DIR "/demo.vitcc"; }
-template <>
-const char* blob_file<vitcc_models::evit_demo_model>() { return VITCC_DEMO_MODEL_DIR "/evit_demo.vitcc"; }
+std::string blob_path() {
+  return std::string(VITCC_DEMO_MODEL_DIR "/") + Model::config::blob_file;
+}
 }  // namespace
 
 TEST_CASE_TEMPLATE("checked forward: refusals, and the unchecked call's bits when it accepts", Model,
@@ -44,7 +43,7 @@ TEST_CASE_TEMPLATE("checked forward: refusals, and the unchecked call's bits whe
   CHECK(s.code() == Errc::not_bound);
   CHECK(std::string(s.message()).find("not bound") != std::string::npos);
 
-  AlignedFile blob(blob_file<Model>());
+  AlignedFile blob(blob_path<Model>());
   BlobView view;
   REQUIRE(view.open(blob.data(), blob.size).ok());
   REQUIRE(model.bind(view).ok());

@@ -6,7 +6,7 @@
 //
 //   int    NAME_bind(const void* blob, size_t bytes);   // checks the blob, incl. its checksum
 //   size_t NAME_workspace_bytes(void);
-//   int    NAME_forward(const float* image, float* output, void* workspace);
+//   int    NAME_forward(const float* image, float* output, void* workspace, size_t workspace_bytes);
 //   const char* NAME_last_error(void);
 //
 // The library is compiled without exceptions or RTTI and needs only the C library and libm, so a
@@ -35,6 +35,7 @@
 #include "../common/model_config.hpp"
 #include "../common/names.hpp"
 #include "../common/process.hpp"
+#include "vitcc/core/error.hpp"
 
 namespace fs = std::filesystem;
 
@@ -103,12 +104,18 @@ std::string c_header(const vitcc::tools::ModelConfig& cfg) {
     << "size_t " << id << "_workspace_bytes(void);\n"
     << "size_t " << id << "_input_floats(void);\n"
     << "size_t " << id << "_output_floats(void);\n\n"
+    << "/* What " << id << "_forward() returns when it refuses a call (vitcc::Errc codes). */\n"
+    << "#define " << up << "_ERR_NULL_POINTER " << int(vitcc::Errc::null_pointer) << "\n"
+    << "#define " << up << "_ERR_MISALIGNED " << int(vitcc::Errc::misaligned) << "\n"
+    << "#define " << up << "_ERR_NOT_BOUND " << int(vitcc::Errc::not_bound) << "\n"
+    << "#define " << up << "_ERR_WORKSPACE_TOO_SMALL " << int(vitcc::Errc::workspace_too_small) << "\n\n"
     << "/* Runs the model on one image: `image` " << up << "_INPUT_FLOATS floats (CHW, normalised as\n"
-    << "   the model expects), `output` " << up << "_OUTPUT_FLOATS floats, `workspace` "
+    << "   the model expects), `output` " << up << "_OUTPUT_FLOATS floats, `workspace` at least "
     << up << "_WORKSPACE_BYTES bytes,\n"
-    << "   64-byte aligned, owned by the caller. Allocates nothing. Returns 0, or -1 when no blob is\n"
-    << "   bound or a pointer is null or the workspace misaligned. */\n"
-    << "int " << id << "_forward(const float* image, float* output, void* workspace);\n\n"
+    << "   64-byte aligned, owned by the caller; `workspace_bytes` its size. Allocates nothing. Returns 0,\n"
+    << "   or, having written nothing, " << up << "_ERR_NOT_BOUND (no blob bound), " << up << "_ERR_NULL_POINTER,\n"
+    << "   " << up << "_ERR_MISALIGNED (workspace) or " << up << "_ERR_WORKSPACE_TOO_SMALL. */\n"
+    << "int " << id << "_forward(const float* image, float* output, void* workspace, size_t workspace_bytes);\n\n"
     << "/* The last error's message (\"\" after a success). */\n"
     << "const char* " << id << "_last_error(void);\n\n"
     << "#ifdef __cplusplus\n}\n#endif\n\n#endif\n";
@@ -138,12 +145,9 @@ std::string c_api_source(const std::string& include, const std::string& id) {
     << "std::size_t " << id << "_workspace_bytes(void) { return Model::workspace_bytes; }\n"
     << "std::size_t " << id << "_input_floats(void) { return Model::input_floats; }\n"
     << "std::size_t " << id << "_output_floats(void) { return Model::output_floats; }\n"
-    << "int " << id << "_forward(const float* image, float* output, void* workspace) {\n"
-    << "  if (!model.bound() || !image || !output || !workspace ||\n"
-    << "      reinterpret_cast<std::uintptr_t>(workspace) % Model::workspace_alignment != 0)\n"
-    << "    return -1;\n"
-    << "  model.forward(image, output, workspace);\n"
-    << "  return 0;\n"
+    << "int " << id << "_forward(const float* image, float* output, void* workspace, std::size_t workspace_bytes) {\n"
+    << "  // The checked call: it refuses what it cannot run safely, before touching anything.\n"
+    << "  return static_cast<int>(model.forward(image, output, workspace, workspace_bytes, nullptr).code());\n"
     << "}\n"
     << "const char* " << id << "_last_error(void) { return last_error; }\n"
     << "}  // extern \"C\"\n";
