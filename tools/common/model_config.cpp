@@ -218,6 +218,11 @@ ModelConfig parse_model_config(const std::string& text, const std::string& label
     for (const json& v : first) r.finite_float(v, "self_check.output_first");
     r.finite(r.member(sc, "output_sum", "self_check"), "self_check.output_sum");
     r.finite(r.member(sc, "output_abs_max", "self_check"), "self_check.output_abs_max");
+    if (sc.contains("slack")) {
+      const json& slack = sc.at("slack");
+      r.finite(slack, "self_check.slack");
+      if (slack.get<double>() < 0) r.fail("self_check.slack", "expected a number >= 0");
+    }
     c.self_check = sc;
     c.has_self_check = true;
   }
