@@ -397,10 +397,10 @@ TEST_CASE("blob: wrong magic, version, endianness, header, checksum") {
     std::memcpy(b.bytes.data(), "GGUF\0\0\0\0", 8);
     expect(b.open(), Errc::bad_magic, "bad magic");
   }
-  SUBCASE("B11 format version 2") {
+  SUBCASE("B11 format version 3") {
     Blob b;
-    Blob::put_u32(b.bytes.data() + 8, 2);
-    expect(b.open(), Errc::bad_version, "format version 2, this reader supports 1");
+    Blob::put_u32(b.bytes.data() + 8, 3);
+    expect(b.open(), Errc::bad_version, "format version 3, this reader supports 1 to 2");
   }
   SUBCASE("B12 written big endian") {
     Blob b;
@@ -471,6 +471,30 @@ TEST_CASE("blob: wrong dtype or rank, and dimensions that overflow size arithmet
     Blob::put_u64(e + 80, std::uint64_t(1) << 63);
     b.seal();
     expect(b.open(), Errc::bad_tensor_entry, "tensor 'norm.weight' records 384 bytes");
+  }
+  SUBCASE("B22 a bfloat16 tensor in a version-1 blob (the dtype came with version 2)") {
+    Blob b;
+    Blob::put_u32(b.bytes.data() + 8, 1);
+    unsigned char* e = b.entry("norm.weight");
+    Blob::put_u32(e + 64, 3);
+    Blob::put_u64(e + 120, 192);  // the bytes a bfloat16 [96] needs
+    b.seal();
+    expect(b.open(), Errc::bad_tensor_entry, "tensor 'norm.weight' has unknown dtype 3 (format version 1)");
+  }
+  SUBCASE("B23 an int8 tensor in the float32 packed layout") {
+    Blob b;
+    unsigned char* e = b.entry("head.weight");
+    Blob::put_u32(e + 64, 4);
+    b.seal();
+    expect(b.open(), Errc::bad_tensor_entry, "tensor 'head.weight' has layout 1, unknown or not for dtype 4");
+  }
+  SUBCASE("B24 an int8 packed tensor whose bytes are those of float32") {
+    Blob b;
+    unsigned char* e = b.entry("head.weight");
+    Blob::put_u32(e + 64, 4);  // int8
+    Blob::put_u32(e + 68, 3);  // gemm_b16_k4
+    b.seal();
+    expect(b.open(), Errc::bad_tensor_entry, "tensor 'head.weight' records");
   }
 }
 
