@@ -10,9 +10,11 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define VITCC_RESTRICT __restrict__
 #define VITCC_ALWAYS_INLINE inline __attribute__((always_inline))
+#define VITCC_ALWAYS_INLINE_LAMBDA __attribute__((always_inline))
 #else
 #define VITCC_RESTRICT
 #define VITCC_ALWAYS_INLINE inline
+#define VITCC_ALWAYS_INLINE_LAMBDA
 #endif
 
 // Fully unrolls the fixed-count loops over a microkernel's register tile. Without it GCC at -O2
