@@ -196,7 +196,8 @@ TEST_CASE_TEMPLATE_DEFINE("squeeze_excite: x *= sigmoid(fc2(relu(fc1(mean of x))
     vitcc::kernels::pack_b_from_linear(w1.data(), c, rd, p1.data());
     vitcc::kernels::pack_b_from_linear(w2.data(), rd, c, p2.data());
     std::vector<float> x = x0, scratch(vitcc::kernels::squeeze_excite_scratch_floats(c, rd));
-    vitcc::kernels::squeeze_excite<Arch>(p, c, rd, x.data(), p1.data(), b1.data(), p2.data(), b2.data(), scratch.data());
+    vitcc::kernels::squeeze_excite<Arch>(p, c, rd, x.data(), vitcc::kernels::PackedB{p1.data()}, b1.data(),
+                                         vitcc::kernels::PackedB{p2.data()}, b2.data(), scratch.data());
     expect_close(x, want);
   }
 }
