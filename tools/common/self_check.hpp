@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "vitcc/core/precision.hpp"
+
 namespace vitcc::tools {
 
 inline std::vector<float> self_check_input(std::size_t n, std::uint64_t seed) {
@@ -61,6 +63,13 @@ struct ParityBound {
   double min_cosine;
 };
 inline constexpr ParityBound fp32_parity{1e-4, 0.99999};
+
+// The bound of a reduced-precision model against the float32 one (bfloat16 weights: 8 significant
+// bits; int8: 7 bits and per-token activations). The cosines are the project's accuracy targets;
+// the max-error bounds only catch a model that is wrong, not merely less precise.
+constexpr ParityBound parity_for(Precision p) noexcept {
+  return p == Precision::bf16 ? ParityBound{2e-2, 0.9999} : p == Precision::int8 ? ParityBound{1e-1, 0.999} : fp32_parity;
+}
 
 // Parity as the project measures it everywhere: max |a-b| against max(1, max|ref|), and cosine.
 struct Agreement {

@@ -14,6 +14,7 @@
 #include "../common/names.hpp"
 #include "error.hpp"
 #include "vitcc/kernels/gemm.hpp"
+#include "vitcc/kernels/gemm_q8.hpp"
 
 namespace vitcc::pack {
 namespace {
@@ -183,9 +184,10 @@ std::vector<unsigned char> serialize_blob(const std::vector<BlobTensor>& tensors
   std::size_t offset = align(header);
   const std::size_t data_offset = offset;
   std::vector<std::size_t> offsets;
+  auto byte_count = [](const BlobTensor& t) { return t.dtype == blob::DType::f32 ? t.data.size() * sizeof(float) : t.raw.size(); };
   for (const BlobTensor& t : tensors) {
     offsets.push_back(offset);
-    offset = align(offset + t.data.size() * sizeof(float));
+    offset = align(offset + byte_count(t));
   }
   std::vector<unsigned char> bytes(offset, 0);
   unsigned char* p = bytes.data();
@@ -202,18 +204,54 @@ std::vector<unsigned char> serialize_blob(const std::vector<BlobTensor>& tensors
     if (t.name.size() >= blob::name_capacity) throw PackError("tensor name too long for the blob: " + t.name);
     if (t.dims.empty() || t.dims.size() > blob::max_rank) throw PackError("tensor '" + t.name + "' has an unsupported rank");
     std::memcpy(e, t.name.data(), t.name.size());
-    put_u32(e + 64, static_cast<std::uint32_t>(blob::DType::f32));
+    put_u32(e + 64, static_cast<std::uint32_t>(t.dtype));
     put_u32(e + 68, static_cast<std::uint32_t>(t.layout));
     put_u32(e + 72, static_cast<std::uint32_t>(t.dims.size()));
     for (std::size_t d = 0; d < t.dims.size(); ++d) put_u64(e + 80 + 8 * d, t.dims[d]);
     put_u64(e + 112, offsets[i]);
-    put_u64(e + 120, t.data.size() * sizeof(float));
+    put_u64(e + 120, byte_count(t));
     static_assert(sizeof(float) == 4, "blob floats are IEEE binary32");
     // Little-endian host assumed (x86-64, aarch64); the reader refuses anything else.
-    std::memcpy(p + offsets[i], t.data.data(), t.data.size() * sizeof(float));
+    if (t.dtype == blob::DType::f32) std::memcpy(p + offsets[i], t.data.data(), t.data.size() * sizeof(float));
+    else std::memcpy(p + offsets[i], t.raw.data(), t.raw.size());
   }
   put_u64(p + blob::checksum_offset, blob::checksum(p, bytes.size()));
   return bytes;
+}
+
+std::vector<BlobTensor> convert_precision(const std::vector<BlobTensor>& tensors, Precision p) {
+  if (p == Precision::fp32) return tensors;
+  std::vector<BlobTensor> out;
+  for (const BlobTensor& t : tensors) {
+    if (t.layout != blob::Layout::gemm_b16) {
+      out.push_back(t);
+      continue;
+    }
+    const std::size_t k = std::size_t(t.dims[0]), n = std::size_t(t.dims[1]);
+    if (p == Precision::bf16) {
+      BlobTensor w{t.name, blob::Layout::gemm_b16_k2, t.dims, {}, blob::DType::bf16, {}};
+      std::vector<std::uint16_t> h(kernels::packed_b_bf16_elements(k, n));
+      kernels::pack_b_bf16(t.data.data(), k, n, h.data());
+      w.raw.resize(h.size() * sizeof(std::uint16_t));
+      std::memcpy(w.raw.data(), h.data(), w.raw.size());
+      out.push_back(std::move(w));
+    } else {
+      const std::size_t np = kernels::q8_padded_n(n);
+      BlobTensor w{t.name, blob::Layout::gemm_b16_k4, t.dims, {}, blob::DType::i8, {}};
+      w.raw.resize(kernels::packed_b_q8_elements(k, n));
+      BlobTensor scale{t.name + "_scale", blob::Layout::plain, {np}, std::vector<float>(np), blob::DType::f32, {}};
+      std::vector<std::int32_t> colsum(np);
+      kernels::pack_b_q8(t.data.data(), k, n, reinterpret_cast<std::int8_t*>(w.raw.data()), scale.data.data(),
+                         colsum.data());
+      BlobTensor sums{t.name + "_colsum", blob::Layout::plain, {np}, {}, blob::DType::i32, {}};
+      sums.raw.resize(np * sizeof(std::int32_t));
+      std::memcpy(sums.raw.data(), colsum.data(), sums.raw.size());
+      out.push_back(std::move(w));
+      out.push_back(std::move(scale));
+      out.push_back(std::move(sums));
+    }
+  }
+  return out;
 }
 
 void test_step(const std::string& what) {

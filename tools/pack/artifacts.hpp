@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model_spec.hpp"
+#include "vitcc/core/precision.hpp"
 #include "vitcc/io/blob_format.hpp"
 #include "vitcc/models/vit.hpp"
 
@@ -17,8 +18,16 @@ struct BlobTensor {
   std::string name;
   blob::Layout layout = blob::Layout::plain;
   std::vector<std::uint64_t> dims;
-  std::vector<float> data;
+  std::vector<float> data;        // float32 tensors
+  blob::DType dtype = blob::DType::f32;
+  std::vector<unsigned char> raw;  // the bytes of every other dtype (bfloat16, int8, int32)
 };
+
+// The tensors of a model at precision p: every float32 matrix packed for the GEMM (layout
+// gemm_b16) becomes the GEMM weight of that precision (kernels/matmul.hpp): bfloat16 pairs, or int8
+// quads followed by NAME_scale and NAME_colsum, in the order Binder::packed(k, n, p, NAME) reads them.
+// Everything else (norms, biases, depthwise convs, positions) stays float32.
+std::vector<BlobTensor> convert_precision(const std::vector<BlobTensor>& tensors, Precision p);
 
 // Folds LayerScale into proj/fc2, class/register tokens into prefix_tokens, the patch conv bias
 // into the patches' positional rows, and packs every matrix for kernels::gemm. Tensor order is the

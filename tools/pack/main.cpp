@@ -40,7 +40,7 @@ using namespace vitcc::pack;
 namespace {
 
 const char* usage =
-    "usage: vitcc-pack MODEL.onnx -o OUT_DIR [--name NAME] [--summary] [--no-check]\n"
+    "usage: vitcc-pack MODEL.onnx -o OUT_DIR [--name NAME] [--precision fp32|bf16|int8] [--summary] [--no-check]\n"
     "                  [--mean R,G,B] [--std R,G,B] [--interpolation bicubic|bilinear|nearest]\n"
     "                  [--crop-pct F] [--emit-c-array] [--emit-object [--object-cc CC]]\n"
     "Writes OUT_DIR/NAME.json (the config; written last, it names the others), OUT_DIR/NAME.hpp (the\n"
@@ -49,10 +49,15 @@ const char* usage =
     "--emit-c-array: also NAME_weights.h, the blob as an aligned const array (small models).\n"
     "--emit-object: also NAME_blob.o (+ NAME_blob.s, NAME_blob.h), the blob linked in via .incbin,\n"
     "  assembled by CC (default $CC, else cc; e.g. --object-cc arm-none-eabi-gcc).\n"
+    "--precision: the GEMM weights' precision (default fp32): bf16 (rounded to nearest even, float32\n"
+    "  arithmetic) or int8 (symmetric per output channel; activations quantised per token). LayerNorm,\n"
+    "  softmax, GELU and attention stay float32. The self-check then also reports the chosen precision\n"
+    "  against the float32 graph.\n"
     "Preprocessing defaults: ImageNet mean/std, crop_pct 0.875, bicubic (bilinear for torchvision).\n";
 
 struct Options {
   std::string model, out_dir, name;
+  Precision precision = Precision::fp32;
   bool summary = false, check = true;
   bool emit_c_array = false, emit_object = false;
   std::string object_cc;
@@ -93,6 +98,13 @@ Options parse(int argc, char** argv) {
       name_given = true;
     }
     else if (a[i] == "--summary") o.summary = true;
+    else if (a[i] == "--precision") {
+      const std::string v = value(a[i]);
+      if (v == "fp32") o.precision = Precision::fp32;
+      else if (v == "bf16") o.precision = Precision::bf16;
+      else if (v == "int8") o.precision = Precision::int8;
+      else throw PackError("--precision: '" + v + "' is not fp32, bf16 or int8");
+    }
     else if (a[i] == "--no-check") o.check = false;
     else if (a[i] == "--emit-c-array") o.emit_c_array = true;
     else if (a[i] == "--emit-object") o.emit_object = true;
@@ -171,9 +183,18 @@ int main(int argc, char** argv) {
   try {
     const Options o = parse(argc, argv);
     const OnnxGraph graph = OnnxGraph::load(o.model);
-    const PackedModel m = pack_model(graph);
+    PackedModel m = pack_model(graph);
     check_finite(m.tensors, o.model);
-    const std::vector<unsigned char> blob_bytes = serialize_blob(m.tensors);
+    // The float32 blob first: the recognition is checked on it, with the tight float32 bound.
+    const std::vector<unsigned char> fp32_bytes = serialize_blob(m.tensors);
+    if (o.precision != Precision::fp32) {
+      m.header_fields.push_back(std::string("static constexpr vitcc::Precision precision = vitcc::Precision::") +
+                                precision_name(o.precision) + ";");
+      m.config["precision"] = precision_name(o.precision);
+      m.config_hash = tools::fnv1a(hex64(m.config_hash) + ";precision=" + precision_name(o.precision));
+    }
+    const std::vector<unsigned char> blob_bytes =
+        o.precision == Precision::fp32 ? fp32_bytes : serialize_blob(convert_precision(m.tensors, o.precision));
     const std::uint64_t checksum = blob::read_u64(blob_bytes.data() + blob::checksum_offset);
     std::size_t out_count = 1;
     for (std::size_t i = 1; i < m.output_shape.size(); ++i) out_count *= std::size_t(m.output_shape[i]);
@@ -188,15 +209,20 @@ int main(int argc, char** argv) {
       throw PackError(o.model + ": the graph output has " + std::to_string(expected.size()) +
                       " values per image, the recognised model " + std::to_string(out_count));
     double slack = 0;  // the bound's widening for a graph that amplifies rounding (recorded for --check)
+    tools::Agreement reduced;  // the chosen precision against the float32 graph (bf16, int8)
     if (o.check) {
-      // The blob must be 64-byte aligned, as on a device.
-      std::unique_ptr<void, decltype(&std::free)> mem(std::aligned_alloc(64, (blob_bytes.size() + 63) / 64 * 64), &std::free);
-      std::memcpy(mem.get(), blob_bytes.data(), blob_bytes.size());
-      BlobView view;
-      std::vector<float> got(out_count);
-      Status st = view.open(mem.get(), blob_bytes.size());
-      if (st.ok()) st = m.run_packed(view, check_in.data(), got.data());
-      if (!st.ok()) throw PackError(o.model + ": packed blob did not bind: " + st.message());
+      // The packed model, on a blob 64-byte aligned as on a device.
+      auto run = [&](const std::vector<unsigned char>& bytes, Precision p) {
+        std::unique_ptr<void, decltype(&std::free)> mem(std::aligned_alloc(64, (bytes.size() + 63) / 64 * 64), &std::free);
+        std::memcpy(mem.get(), bytes.data(), bytes.size());
+        BlobView view;
+        std::vector<float> got(out_count);
+        Status st = view.open(mem.get(), bytes.size());
+        if (st.ok()) st = m.run_packed(view, p, check_in.data(), got.data());
+        if (!st.ok()) throw PackError(o.model + ": packed blob did not bind: " + st.message());
+        return got;
+      };
+      const std::vector<float> got = run(fp32_bytes, Precision::fp32);
       const tools::Agreement a = tools::compare(got.data(), expected.data(), expected.size());
       // Two float32 implementations of one graph differ by their roundings, amplified by the graph.
       // Most graphs hardly amplify, and the parity bound holds. A few (randomly initialised ones with
@@ -227,6 +253,21 @@ int main(int argc, char** argv) {
           std::printf("             (the graph amplifies rounding: one rounding of the input moves its output by %.3g,\n"
                       "             so the bound was widened by 8x that to %.3g)\n", slack / 8, a.allowed(tools::fp32_parity, slack));
       }
+      if (o.precision != Precision::fp32) {
+        // The chosen precision against the float32 graph: its own, looser bound (tools::parity_for).
+        const std::vector<float> low = run(blob_bytes, o.precision);
+        reduced = tools::compare(low.data(), expected.data(), expected.size());
+        const tools::ParityBound bound = tools::parity_for(o.precision);
+        if (!reduced.within(bound, slack))
+          throw PackError(o.model + ": at " + precision_name(o.precision) + " the packed model is too far from the float32 graph (max abs error " +
+                          std::to_string(reduced.max_abs_err) + ", allowed " + std::to_string(reduced.allowed(bound, slack)) +
+                          ", cosine " + std::to_string(reduced.cosine) + ", at least " + std::to_string(bound.min_cosine) +
+                          " needed); refusing to write it");
+        slack += (bound.rel - tools::fp32_parity.rel) * std::max(1.0, reduced.max_abs_ref);
+        if (o.summary)
+          std::printf("precision    %s vs the float32 graph on the same input: max abs error %.3g, cosine %.8f\n",
+                      precision_name(o.precision), reduced.max_abs_err, reduced.cosine);
+      }
     }
 
     nlohmann::json j;
@@ -254,10 +295,15 @@ int main(int argc, char** argv) {
     j["blob"] = {{"file", blob_file}, {"bytes", blob_bytes.size()}, {"checksum", hex64(checksum)}};
     j["header"] = header_file;
     j["header_checksum"] = hex64(tools::fnv1a(header));
+    const std::uint64_t workspace_bytes = m.workspace_bytes(o.precision);
+    j["precision"] = precision_name(o.precision);
     j["stats"] = {{"parameters", m.parameters}, {"flops", m.flops}, {"weight_bytes", blob_bytes.size()},
-                  {"workspace_bytes", m.workspace_bytes}};
+                  {"workspace_bytes", workspace_bytes}};
     j["self_check"] = tools::self_check_record(seed, expected);
     if (slack > 0) j["self_check"]["slack"] = slack;
+    if (o.check && o.precision != Precision::fp32)
+      j["self_check"]["precision_vs_fp32"] = {{"precision", precision_name(o.precision)}, {"max_abs_err", reduced.max_abs_err},
+                                              {"max_abs_ref", reduced.max_abs_ref}, {"cosine", reduced.cosine}};
 
     // The order of output_set.hpp: content-addressed files, the stable names users build with,
     // NAME.json (the commit), then the previous set's files are removed.
@@ -280,8 +326,9 @@ int main(int argc, char** argv) {
       std::printf("parameters   %llu (%.2f M)\n", static_cast<unsigned long long>(m.parameters), m.parameters / 1e6);
       std::printf("FLOPs        %.3f GFLOP per image (multiply-add = 2)\n", m.flops / 1e9);
       std::printf("weights      %s blob (%zu bytes, packed)\n", human_bytes(double(blob_bytes.size())).c_str(), blob_bytes.size());
-      std::printf("workspace    %s (%llu bytes)\n", human_bytes(double(m.workspace_bytes)).c_str(),
-                  static_cast<unsigned long long>(m.workspace_bytes));
+      std::printf("precision    %s weights\n", precision_name(o.precision));
+      std::printf("workspace    %s (%llu bytes)\n", human_bytes(double(workspace_bytes)).c_str(),
+                  static_cast<unsigned long long>(workspace_bytes));
       std::printf("wrote        %s/%s.json, %s.hpp, %s, %s\n", o.out_dir.c_str(), o.name.c_str(), o.name.c_str(),
                   blob_file.c_str(), header_file.c_str());
     }
