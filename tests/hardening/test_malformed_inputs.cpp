@@ -775,6 +775,12 @@ TEST_CASE("JSON config (every tool: tools/common/model_config)") {
   SUBCASE("J25 a malformed header checksum") {
     expect_config_refusal(edited("/header_checksum", "\"0xabc\""), "header_checksum: expected \"0x\" followed by 16 hex digits");
   }
+  SUBCASE("J32 a precision vitcc does not have") {
+    expect_config_refusal(edited("/precision", "\"fp16\""), "precision: \"fp16\" is not fp32, bf16 or int8");
+  }
+  SUBCASE("J33 a precision that is not a string") {
+    expect_config_refusal(edited("/precision", "8"), "precision: ");
+  }
 }
 
 TEST_CASE("JSON config: the files it names (load_model_config)") {

@@ -167,6 +167,11 @@ ModelConfig parse_model_config(const std::string& text, const std::string& label
   c.header_file = r.file_name(r.member(j, "header", ""), "header", ".hpp");
   if (j.contains("header_checksum")) c.header_checksum = r.hex64(j.at("header_checksum"), "header_checksum");
 
+  if (j.contains("precision")) {
+    const std::string p = r.string(j.at("precision"), "precision");
+    if (!precision_from_name(p.c_str(), c.precision)) r.fail("precision", shown(p) + " is not fp32, bf16 or int8");
+  }
+
   const json& config = r.member(j, "config", "");
   if (!config.is_object()) r.fail("config", "expected an object");
   c.config = config;

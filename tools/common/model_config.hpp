@@ -36,6 +36,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "vitcc/core/precision.hpp"
+
 namespace vitcc::tools {
 
 struct ModelConfig {
@@ -48,6 +50,7 @@ struct ModelConfig {
   std::string header_file;      // file name in the config's folder
   std::string header_checksum;  // "0x" + 16 hex digits, or "" in configs written before it existed
   std::string output_kind;      // "logits", "pooled", "tokens", ... (may be empty)
+  Precision precision = Precision::fp32;  // "precision"; configs written before it are float32
   std::vector<std::int64_t> input_shape, output_shape;
   std::int64_t c = 0, h = 0, w = 0;
   std::size_t input_per_image = 0, output_per_image = 0;

@@ -229,7 +229,8 @@ std::vector<BlobTensor> convert_precision(const std::vector<BlobTensor>& tensors
     }
     const std::size_t k = std::size_t(t.dims[0]), n = std::size_t(t.dims[1]);
     if (p == Precision::bf16) {
-      BlobTensor w{t.name, blob::Layout::gemm_b16_k2, t.dims, {}, blob::DType::bf16, {}};
+      BlobTensor w{t.name, blob::Layout::gemm_b16_k2, t.dims, {}};
+      w.dtype = blob::DType::bf16;
       std::vector<std::uint16_t> h(kernels::packed_b_bf16_elements(k, n));
       kernels::pack_b_bf16(t.data.data(), k, n, h.data());
       w.raw.resize(h.size() * sizeof(std::uint16_t));
@@ -237,13 +238,15 @@ std::vector<BlobTensor> convert_precision(const std::vector<BlobTensor>& tensors
       out.push_back(std::move(w));
     } else {
       const std::size_t np = kernels::q8_padded_n(n);
-      BlobTensor w{t.name, blob::Layout::gemm_b16_k4, t.dims, {}, blob::DType::i8, {}};
+      BlobTensor w{t.name, blob::Layout::gemm_b16_k4, t.dims, {}};
+      w.dtype = blob::DType::i8;
       w.raw.resize(kernels::packed_b_q8_elements(k, n));
-      BlobTensor scale{t.name + "_scale", blob::Layout::plain, {np}, std::vector<float>(np), blob::DType::f32, {}};
+      BlobTensor scale{t.name + "_scale", blob::Layout::plain, {np}, std::vector<float>(np)};
       std::vector<std::int32_t> colsum(np);
       kernels::pack_b_q8(t.data.data(), k, n, reinterpret_cast<std::int8_t*>(w.raw.data()), scale.data.data(),
                          colsum.data());
-      BlobTensor sums{t.name + "_colsum", blob::Layout::plain, {np}, {}, blob::DType::i32, {}};
+      BlobTensor sums{t.name + "_colsum", blob::Layout::plain, {np}, {}};
+      sums.dtype = blob::DType::i32;
       sums.raw.resize(np * sizeof(std::int32_t));
       std::memcpy(sums.raw.data(), colsum.data(), sums.raw.size());
       out.push_back(std::move(w));

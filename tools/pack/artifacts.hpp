@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -15,6 +16,11 @@
 namespace vitcc::pack {
 
 struct BlobTensor {
+  BlobTensor() = default;
+  // A float32 tensor (what every model packer writes; convert_precision makes the others).
+  BlobTensor(std::string n, blob::Layout l, std::vector<std::uint64_t> d, std::vector<float> values)
+      : name(std::move(n)), layout(l), dims(std::move(d)), data(std::move(values)) {}
+
   std::string name;
   blob::Layout layout = blob::Layout::plain;
   std::vector<std::uint64_t> dims;

@@ -307,6 +307,7 @@ void print_info(const vitcc::tools::ModelConfig& cfg) {
   j["input_shape"] = cfg.input_shape;
   j["output_shape"] = cfg.output_shape;
   j["output_kind"] = cfg.output_kind;
+  j["precision"] = vitcc::precision_name(cfg.precision);
   j["stats"] = {{"parameters", cfg.stats.parameters}, {"flops", cfg.stats.flops},
                 {"weight_bytes", cfg.stats.weight_bytes}, {"workspace_bytes", cfg.stats.workspace_bytes}};
   std::printf("%s\n", j.dump().c_str());
@@ -403,10 +404,12 @@ int main(int argc, char** argv) {
         rf.seekg(0);
         rf.read(reinterpret_cast<char*>(ref.data()), std::streamsize(bytes));
         const vitcc::tools::Agreement a = vitcc::tools::compare(out.data.data(), ref.data(), ref.size());
-        const bool ok = a.within();
-        std::printf("parity  vs %s: max abs error %.3g (max |ref| %.3g), cosine %.9f -> %s (%g x max(1, max|ref|), cosine >= %g)\n",
+        // A reduced-precision model is held to its precision's bound (tools::parity_for).
+        const vitcc::tools::ParityBound bound = vitcc::tools::parity_for(cfg.precision);
+        const bool ok = a.within(bound);
+        std::printf("parity  vs %s: max abs error %.3g (max |ref| %.3g), cosine %.9f -> %s (%s bound: %g x max(1, max|ref|), cosine >= %g)\n",
                     o.reference.c_str(), a.max_abs_err, a.max_abs_ref, a.cosine, ok ? "within bound" : "OUT OF BOUND",
-                    vitcc::tools::fp32_parity.rel, vitcc::tools::fp32_parity.min_cosine);
+                    vitcc::precision_name(cfg.precision), bound.rel, bound.min_cosine);
         if (!ok) status = 4;
       }
       double median = 0;

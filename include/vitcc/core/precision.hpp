@@ -18,6 +18,17 @@ constexpr const char* precision_name(Precision p) noexcept {
   return p == Precision::bf16 ? "bf16" : p == Precision::int8 ? "int8" : "fp32";
 }
 
+// The inverse of precision_name; false for any other text.
+constexpr bool precision_from_name(const char* s, Precision& out) noexcept {
+  auto eq = [](const char* a, const char* b) {
+    while (*a && *a == *b) ++a, ++b;
+    return *a == *b;
+  };
+  for (Precision p : {Precision::fp32, Precision::bf16, Precision::int8})
+    if (s && eq(s, precision_name(p))) return out = p, true;
+  return false;
+}
+
 // A config's precision: its `precision` member (a static constexpr of a generated config, a field of
 // a runtime-shaped one), or float32 for a config generated before precisions existed.
 template <class C, class = void>
