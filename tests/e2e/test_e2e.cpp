@@ -8,7 +8,9 @@
 // ViT models (which spread every kernel over a ThreadPool) the count covers the pool's threads too.
 // Environment (set by CTest): VITCC_FIXTURES (folder with manifest.json), VITCC_PACK, VITCC_RUN,
 // VITCC_E2E_OUT (scratch folder), VITCC_E2E_SHARD ("i/n": run every n-th fixture from i),
-// VITCC_E2E_ONLY (optional: comma-separated fixture names to run).
+// VITCC_E2E_ONLY (optional: comma-separated fixture names to run), VITCC_E2E_PRECISION (optional:
+// fp32, bf16 or int8: packs at that precision and holds the output to that precision's bound against
+// PyTorch's float32 reference, tools::parity_for: bf16 cosine >= 0.9999, int8 cosine >= 0.999).
 #include <doctest/doctest.h>
 
 #include <sys/wait.h>
@@ -92,6 +94,10 @@ TEST_CASE("every fixture packs, runs natively and matches PyTorch") {
   if (const char* s = std::getenv("VITCC_E2E_SHARD")) std::sscanf(s, "%zu/%zu", &shard, &shards);
   REQUIRE(shards >= 1);
   REQUIRE(m.at("fixtures").size() > 0);
+  vitcc::Precision precision = vitcc::Precision::fp32;
+  if (const char* p = std::getenv("VITCC_E2E_PRECISION"); p && *p)
+    REQUIRE_MESSAGE(vitcc::precision_from_name(p, precision), "VITCC_E2E_PRECISION=", p, " is not fp32, bf16 or int8");
+  const vitcc::tools::ParityBound bound = vitcc::tools::parity_for(precision);
 
   std::size_t ran = 0;
   for (const json& fx : m.at("fixtures")) {
@@ -106,7 +112,7 @@ TEST_CASE("every fixture packs, runs natively and matches PyTorch") {
     CAPTURE(name);
     std::string log;
     const int pack_rc = sh(quote(pack) + " " + quote((dir / "model.onnx").string()) + " -o " + quote(out.string()) +
-                               " --name " + quote(name),
+                               " --name " + quote(name) + " --precision " + vitcc::precision_name(precision),
                            log);
     CHECK_MESSAGE(pack_rc == 0, "vitcc-pack failed on ", name, ":\n", log);
     if (pack_rc != 0) continue;
@@ -125,11 +131,12 @@ TEST_CASE("every fixture packs, runs natively and matches PyTorch") {
     const std::vector<float> ref = read_floats(dir / "reference.bin");
     REQUIRE_MESSAGE(got.size() == ref.size(), name, ": ", got.size(), " outputs, PyTorch gave ", ref.size());
     const vitcc::tools::Agreement a = vitcc::tools::compare(got.data(), ref.data(), ref.size());
-    std::printf("parity %-44s opset %2d fold %-3s dyn %-3s batch %d  max_abs_err %.3e  max|ref| %8.3f  cosine %.9f\n",
-                name.c_str(), fx.at("opset").get<int>(), fx.at("constant_folding").get<bool>() ? "on" : "off",
+    std::printf("parity %s %-44s opset %2d fold %-3s dyn %-3s batch %d  max_abs_err %.3e  max|ref| %8.3f  cosine %.9f\n",
+                vitcc::precision_name(precision), name.c_str(), fx.at("opset").get<int>(), fx.at("constant_folding").get<bool>() ? "on" : "off",
                 fx.at("dynamic_batch").get<bool>() ? "yes" : "no", fx.at("batch").get<int>(), a.max_abs_err,
                 a.max_abs_ref, a.cosine);
-    CHECK_MESSAGE(a.within(), name, ": max abs error ", a.max_abs_err, " (allowed ", a.allowed(), "), cosine ", a.cosine);
+    CHECK_MESSAGE(a.within(bound), name, " at ", vitcc::precision_name(precision), ": max abs error ", a.max_abs_err,
+                  " (allowed ", a.allowed(bound), "), cosine ", a.cosine, " (at least ", bound.min_cosine, ")");
 
     // Intra-op threads split every step into tasks fixed by the shapes alone, so three workers (an
     // uneven split of most task lists) must give the one-thread output bit for bit, still without
