@@ -51,6 +51,17 @@ test-scalar: build
 	cmake --build $(SCALAR_BUILD) -j$(JOBS)
 	ctest --test-dir $(SCALAR_BUILD) --output-on-failure -j$(JOBS)
 
+# The full fixture matrix (tools/export/make_fixtures.py --set full: every ViT variant, and 145
+# EfficientViT exports: M0..M5 at two sizes, opsets 10/13/17, plain, reparameterised, BatchNorm
+# kept, dynamic batch, constant folding off, both timm forms), packed, run and held to PyTorch, in its
+# own build tree. Not part of `make test`: it takes about 45 minutes on 2 cores (see README).
+FULL_BUILD ?= build-full
+.PHONY: test-full
+test-full: deps
+	cmake -S . -B $(FULL_BUILD) -DCMAKE_BUILD_TYPE=Release -DVITCC_FIXTURE_SET=full $(CMAKE_FLAGS)
+	cmake --build $(FULL_BUILD) -j$(JOBS) --target vitcc-pack vitcc-run test_e2e
+	ctest --test-dir $(FULL_BUILD) --output-on-failure -j$(JOBS) -R '^e2e_parity_'
+
 # Benchmarks (own build tree; see BENCHMARKS.md). `make bench` runs the Google Benchmark suite
 # (kernels, then the models packed by a previous bench-compare); `make bench-compare` compares vitcc
 # with ONNX Runtime and PyTorch and rewrites BENCHMARKS.md (BENCH_ARGS="--models vit_s16" narrows it).
