@@ -167,6 +167,7 @@ TEST_CASE("pack_b_q8: symmetric per-column int8 in quads of k, scales and column
 TEST_CASE_TEMPLATE_DEFINE("gemm_q8: every edge of the tiles, the epilogue, three workers", Arch, q8_shapes) {
   const std::string path = detail::q8_path<Arch>() == detail::Q8Path::vnni512   ? "AVX512-VNNI"
                            : detail::q8_path<Arch>() == detail::Q8Path::vnni256 ? "AVX-VNNI"
+                           : detail::q8_path<Arch>() == detail::Q8Path::sdot    ? "NEON SDOT"
                                                                                : "scalar int8";
   MESSAGE("int8 path of ", std::string(Arch::name()), ": ", path);
   std::uint64_t seed = 1;

@@ -19,7 +19,10 @@
 //                multiplies unsigned by signed bytes, so A is stored as Aq + 128 and the epilogue
 //                subtracts 128 * colsum[n] (exact in int32).
 //   AVX-VNNI     the same on ymm (also AVX512-VL+VNNI): 6 rows x 16 columns.
-//   scalar       everything else (SSE, NEON for now, Cortex-M): 4 x 4 int32 tiles on signed bytes.
+//   NEON SDOT    AArch64 with the dot-product extension (__ARM_FEATURE_DOTPROD, e.g. -march=armv8.2-a+dotprod
+//                or any Cortex-A55/A76 and later): sdot multiplies signed by signed bytes, so A stays
+//                signed and no correction is needed; 6 rows x 16 columns, 24 int32x4 accumulators.
+//   scalar       everything else (SSE, NEON without dotprod, Cortex-M): 4 x 4 int32 tiles on signed bytes.
 #pragma once
 #include <cmath>
 #include <cstddef>
@@ -35,6 +38,12 @@
 
 #if !VITCC_DISABLE_SIMD && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
+#endif
+#if !VITCC_DISABLE_SIMD && defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD)
+#include <arm_neon.h>
+#define VITCC_Q8_SDOT 1
+#else
+#define VITCC_Q8_SDOT 0
 #endif
 
 namespace vitcc::kernels {
@@ -82,7 +91,7 @@ inline void pack_b_q8(const float* packed, std::size_t k, std::size_t n, std::in
 
 namespace detail {
 
-enum class Q8Path { scalar, vnni512, vnni256 };
+enum class Q8Path { scalar, vnni512, vnni256, sdot };
 
 template <class Arch>
 constexpr Q8Path q8_path() noexcept {
@@ -97,12 +106,15 @@ constexpr Q8Path q8_path() noexcept {
 #endif
   }
 #endif
+#if VITCC_Q8_SDOT
+  if constexpr (std::is_base_of_v<xsimd::neon64, Arch>) return Q8Path::sdot;
+#endif
   return Q8Path::scalar;
 }
 
 // VNNI multiplies unsigned A bytes by signed W bytes: A is stored as Aq + 128 there.
 template <class Arch>
-inline constexpr bool q8_unsigned_a = q8_path<Arch>() != Q8Path::scalar;
+inline constexpr bool q8_unsigned_a = q8_path<Arch>() == Q8Path::vnni512 || q8_path<Arch>() == Q8Path::vnni256;
 
 // Rows [r0, r1) of A quantised into scratch (rows q8_kp(k) bytes apart, the padding zero-valued),
 // their scales after the rows.
@@ -332,6 +344,65 @@ void q8_vnni256_tile(std::size_t mv, std::size_t nv, std::size_t kp, const std::
 #endif
 #endif
 
+#if VITCC_Q8_SDOT
+// ---- NEON SDOT: MR rows x one panel (16 columns = 4 int32x4), signed x signed bytes ----
+template <std::size_t MR>
+void q8_sdot_tile(std::size_t mv, std::size_t nv, std::size_t kp, const std::int8_t* aq, const float* sa,
+                  const std::int8_t* b, const float* sw, float* c, std::size_t ldc, const float* bias, Activation act,
+                  const float* add, std::size_t ld_add) noexcept {
+  using B = xsimd::batch<float, xsimd::neon64>;
+  const std::int8_t* ar[MR];
+  VITCC_UNROLL
+  for (std::size_t i = 0; i < MR; ++i) ar[i] = aq + (i < mv ? i : mv - 1) * kp;
+  int32x4_t acc[MR][4];
+  VITCC_UNROLL
+  for (std::size_t i = 0; i < MR; ++i) {
+    VITCC_UNROLL
+    for (std::size_t v = 0; v < 4; ++v) acc[i][v] = vdupq_n_s32(0);
+  }
+  for (std::size_t g = 0; g < kp / 4; ++g) {
+    // One quad row of the panel: lane j of vector v holds column 4v + j's four k values.
+    int8x16_t bv[4];
+    VITCC_UNROLL
+    for (std::size_t v = 0; v < 4; ++v) bv[v] = vld1q_s8(b + g * 64 + v * 16);
+    VITCC_UNROLL
+    for (std::size_t i = 0; i < MR; ++i) {
+      std::int32_t quad;
+      std::memcpy(&quad, ar[i] + 4 * g, 4);
+      const int8x16_t av = vreinterpretq_s8_s32(vdupq_n_s32(quad));
+      VITCC_UNROLL
+      for (std::size_t v = 0; v < 4; ++v) acc[i][v] = vdotq_s32(acc[i][v], bv[v], av);
+    }
+  }
+  for (std::size_t v = 0; v < 4; ++v) {
+    const std::size_t col = v * 4;
+    if (col >= nv) break;
+    const float32x4_t wsc = vld1q_f32(sw + col);
+    for (std::size_t i = 0; i < MR; ++i) {
+      if (i >= mv) break;
+      const float32x4_t x = vmulq_f32(vcvtq_f32_s32(acc[i][v]), vmulq_n_f32(wsc, sa[i]));
+      gemm_store_batch<xsimd::neon64>(B(x), nv - col, bias ? bias + col : nullptr, act,
+                                      add ? add + i * ld_add + col : nullptr, c + i * ldc + col);
+    }
+  }
+}
+
+template <std::size_t MR>
+void q8_sdot_panels(std::size_t m, std::size_t n, std::size_t kp, const std::int8_t* aq, const float* sa,
+                    const Q8Weight& w, float* c, std::size_t ldc, const GemmEpilogue& ep) noexcept {
+  for (std::size_t col0 = 0; col0 < n; col0 += gemm_nr) {
+    const std::int8_t* panel = w.w + col0 / gemm_nr * kp * gemm_nr;
+    const std::size_t nv = n - col0 < gemm_nr ? n - col0 : gemm_nr;
+    for (std::size_t i0 = 0; i0 < m; i0 += MR) {
+      const std::size_t mv = m - i0 < MR ? m - i0 : MR;
+      q8_sdot_tile<MR>(mv, nv, kp, aq + i0 * kp, sa + i0, panel, w.scale + col0, c + i0 * ldc + col0, ldc,
+                       ep.bias ? ep.bias + col0 : nullptr, ep.act, ep.add ? ep.add + i0 * ep.ld_add + col0 : nullptr,
+                       ep.ld_add);
+    }
+  }
+}
+#endif
+
 // The int8 GEMM over quantised A (rows kp bytes apart, scales sa): row blocks of A for L2, column
 // tiles of B inside, as the float32 driver (gemm.hpp).
 template <class Arch>
@@ -341,6 +412,10 @@ void q8_panels(std::size_t m, std::size_t n, std::size_t kp, const std::uint8_t*
   constexpr Q8Path path = q8_path<Arch>();
   if constexpr (path == Q8Path::scalar) {
     q8_scalar_panels(m, n, kp, reinterpret_cast<const std::int8_t*>(aq), sa, w, c, ldc, ep);
+  } else if constexpr (path == Q8Path::sdot) {
+#if VITCC_Q8_SDOT
+    q8_sdot_panels<6>(m, n, kp, reinterpret_cast<const std::int8_t*>(aq), sa, w, c, ldc, ep);
+#endif
   } else {
 #if !VITCC_DISABLE_SIMD && (defined(__x86_64__) || defined(__i386__))
     using tile = q8_tile<Arch>;
