@@ -20,6 +20,7 @@ flags=${VITCC_MEMORY_FLAGS:--O2 -DNDEBUG -march=native}
 python=/usr/bin/python3
 [ -x "$pack" ] && [ -x "$run" ] || { echo "memory_report: no $pack or $run (build first)" >&2; exit 1; }
 [ -f "$fixtures/manifest.json" ] || { echo "memory_report: no $fixtures/manifest.json (run make test first)" >&2; exit 1; }
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)  # compile times mean little on a busy machine: say so
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -101,8 +102,9 @@ fixture set (one export per model, ImageNet-size inputs, random weights), packed
   grow with the model: every tensor lives in the workspace.
 - **compile**: one translation unit holding that model (its generated header, the library, a small
   main), compiled by \`$("$cxx" --version | head -n1)\` with \`$flags\` on this machine
-  ($(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)): wall time and the
-  compiler's peak resident memory (\`/usr/bin/time -v\`). The weights are not part of it.
+  ($(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); load average $load_at_start when the
+  report started, $(cut -d' ' -f1-3 /proc/loadavg) when it ended): wall time and the compiler's peak
+  resident memory (\`/usr/bin/time -v\`). The weights are not part of it.
 
 Nothing else is allocated: model + weights + workspace + stack is the whole footprint (the model
 object itself holds the weight views: a few hundred bytes).
