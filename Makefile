@@ -64,7 +64,8 @@ test-full: deps
 
 # Benchmarks (own build tree; see BENCHMARKS.md). `make bench` runs the Google Benchmark suite
 # (kernels, then the models packed by a previous bench-compare); `make bench-compare` compares vitcc
-# with ONNX Runtime and PyTorch and rewrites BENCHMARKS.md (BENCH_ARGS="--models vit_s16" narrows it).
+# at fp32, bf16 and int8 with ONNX Runtime fp32 and int8 and PyTorch and rewrites BENCHMARKS.md
+# (BENCH_ARGS="--models vit_s16 --precisions fp32,int8" narrows it).
 BENCH_BUILD ?= build-bench
 .PHONY: bench bench-compare
 bench: deps

@@ -1,13 +1,18 @@
 // Kernel and layer benchmarks at the shapes the supported models really run, batch 1.
-//   peak/fp32_fma              the single-core fp32 FMA peak every %peak below refers to
+//   peak/fp32_fma              the single-core fp32 FMA peak every fp32 %peak below refers to
+//   peak/bf16_fma              the same FMA with the bf16 kernel's widening of B (bf16's own peak)
+//   peak/int8_dot              the int8 GEMM's dot-product instruction (vpdpbusd / sdot): int8's peak
 //   gemm/M/K/N/threads         C = A B with a packed B: M tokens (197 = 224 px /16, 257 = 224 px /14,
 //                              1370 = 518 px /14) x the (K, N) of qkv, proj, fc1, fc2 for ViT-Ti/S/B
+//   gemm_bf16/..., gemm_int8/  the same products on bf16 and int8 weights (ViT-S/B shapes, M 197 and
+//                              1370); %peak of their own precision's peak
 //   attention/T/D/heads/thr    fused softmax(q k^T) v, per head (heads = 1) and whole layers
 //   patch_embed/...            the patch-embedding conv as gathered GEMM
 //   layer_norm/rows/d, gelu/n  memory-bound: GB/s and elements/s, not FLOPs
 //   block/T/D/threads          one transformer encoder block (LN, qkv, attention, proj, LN, fc1+GELU, fc2)
 //   dwconv/hw/c/k, conv1x1/..  EfficientViT's depthwise and pointwise convolutions (NHWC; 1x1 is a GEMM)
-// Every FLOP-bound benchmark reports GFLOP/s and %peak (of threads x the measured one-core peak).
+// Every FLOP-bound benchmark reports GFLOP/s and %peak (of threads x the measured one-core peak of
+// its precision; int8 counts operations as FLOPs are counted, 2 per multiply-add).
 #include <cstdio>
 #include <string>
 
@@ -15,6 +20,7 @@
 #include "vitcc/kernels/activations.hpp"
 #include "vitcc/kernels/attention.hpp"
 #include "vitcc/kernels/layer_norm.hpp"
+#include "vitcc/kernels/matmul.hpp"
 #include "vitcc/kernels/patch_embed.hpp"
 #include "vitcc/layers/linear.hpp"
 #if __has_include("vitcc/kernels/dwconv.hpp")
@@ -28,9 +34,10 @@ using vb::Arch;
 
 namespace {
 
-void peak_fp32_fma(benchmark::State& state) {
+template <double (*Chains)(double)>
+void peak(benchmark::State& state) {
   for (auto _ : state) {
-    const double f = vb::fma_chains_flops(0.02);
+    const double f = Chains(0.02);
     state.SetIterationTime(0.02);
     state.counters["GFLOP/s"] = f * 1e-9;
   }
@@ -49,6 +56,39 @@ void gemm(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   vb::set_flops(state, 2.0 * m * n * k, threads);
+}
+
+// The same product on bfloat16 or int8 weights (packed as vitcc-pack packs them), through the
+// precision's GEMM entry point (kernels/matmul.hpp), int8's activation quantisation included.
+template <vitcc::Precision P>
+void gemm_reduced(benchmark::State& state) {
+  const std::size_t m = state.range(0), k = state.range(1), n = state.range(2), threads = state.range(3);
+  vb::Buffer a = vb::random_floats(m * k, 1), w = vb::random_floats(k * n, 2), bias = vb::random_floats(n, 3);
+  vb::Buffer packed = vb::aligned_floats(vk::packed_b_floats(k, n)), c = vb::aligned_floats(m * n);
+  vk::pack_b_from_linear(w.get(), k, n, packed.get());
+  const std::size_t np = vk::q8_padded_n(n);
+  vb::Buffer wb = vb::aligned_floats(P == vitcc::Precision::int8 ? vk::packed_b_q8_elements(k, n) / 4 + 1
+                                                                  : vk::packed_b_bf16_elements(k, n) / 2 + 1);
+  vb::Buffer scale = vb::aligned_floats(np), colsum = vb::aligned_floats(np);
+  vb::Buffer scratch = vb::aligned_floats(vk::matmul_scratch_bytes(P, m, k) / sizeof(float) + 1);
+  vk::PackedB b;
+  b.data = wb.get();
+  if constexpr (P == vitcc::Precision::int8) {
+    auto* cs = reinterpret_cast<std::int32_t*>(colsum.get());
+    vk::pack_b_q8(packed.get(), k, n, reinterpret_cast<std::int8_t*>(wb.get()), scale.get(), cs);
+    b.scale = scale.get();
+    b.colsum = cs;
+  } else {
+    vk::pack_b_bf16(packed.get(), k, n, reinterpret_cast<std::uint16_t*>(wb.get()));
+  }
+  vk::GemmEpilogue ep;
+  ep.bias = bias.get();
+  const vitcc::Executor* ex = vb::executor_for(threads);
+  for (auto _ : state) {
+    vk::matmul<Arch, P>(m, n, k, a.get(), k, b, c.get(), n, ep, scratch.get(), ex);
+    benchmark::ClobberMemory();
+  }
+  vb::set_flops(state, 2.0 * m * n * k, threads, P);
 }
 
 void attention(benchmark::State& state) {
@@ -74,7 +114,7 @@ void patch_embed(benchmark::State& state) {
   vk::pack_b_from_linear(w.get(), k, d, packed.get());
   const vitcc::Executor* ex = vb::executor_for(threads);
   for (auto _ : state) {
-    vk::patch_embed<Arch>(image.get(), c, img, img, p, packed.get(), d, add.get(), d, out.get(), d, scratch.get(), ex);
+    vk::patch_embed<Arch>(image.get(), c, img, img, p, vk::PackedB{packed.get()}, d, add.get(), d, out.get(), d, scratch.get(), ex);
     benchmark::ClobberMemory();
   }
   vb::set_flops(state, 2.0 * patches * k * d, threads);
@@ -105,6 +145,7 @@ void gelu(benchmark::State& state) {
 void block(benchmark::State& state) {
   const std::size_t t = state.range(0), d = state.range(1), heads = d / 64, threads = state.range(2);
   const std::size_t h = 4 * d, hd = 64;
+  constexpr vitcc::Precision F32 = vitcc::Precision::fp32;
   auto packed = [](std::size_t k, std::size_t n, std::uint64_t seed) {
     vb::Buffer w = vb::random_floats(k * n, seed), p = vb::aligned_floats(vk::packed_b_floats(k, n));
     for (std::size_t i = 0; i < k * n; ++i) w[i] *= 0.05f;
@@ -114,19 +155,19 @@ void block(benchmark::State& state) {
   vb::Buffer wqkv = packed(d, 3 * d, 20), wproj = packed(d, d, 21), wfc1 = packed(d, h, 22), wfc2 = packed(h, d, 23);
   vb::Buffer bqkv = vb::random_floats(3 * d, 24), bproj = vb::random_floats(d, 25), bfc1 = vb::random_floats(h, 26),
              bfc2 = vb::random_floats(d, 27), g = vb::random_floats(d, 28), beta = vb::random_floats(d, 29);
-  vitcc::Linear qkv{wqkv.get(), bqkv.get()}, proj{wproj.get(), bproj.get()}, fc1{wfc1.get(), bfc1.get()},
-      fc2{wfc2.get(), bfc2.get()};
+  vitcc::Linear qkv{{wqkv.get()}, bqkv.get()}, proj{{wproj.get()}, bproj.get()}, fc1{{wfc1.get()}, bfc1.get()},
+      fc2{{wfc2.get()}, bfc2.get()};
   vb::Buffer x = vb::random_floats(t * d, 30), xn = vb::aligned_floats(t * d), big = vb::aligned_floats(t * h);
   vb::Buffer scratch = vb::aligned_floats(vk::attention_scratch_floats(t, hd, heads, threads));
   const vitcc::Executor* ex = vb::executor_for(threads);
   for (auto _ : state) {
     vk::layer_norm<Arch>(t, d, x.get(), d, g.get(), beta.get(), 1e-6f, xn.get(), d, ex);
-    qkv.apply<Arch>(ex, t, d, 3 * d, xn.get(), d, big.get(), 3 * d);
+    qkv.apply<Arch, F32>(ex, t, d, 3 * d, xn.get(), d, big.get(), 3 * d);
     vk::attention<Arch>(t, heads, hd, 0.125f, big.get(), 3 * d, xn.get(), d, scratch.get(), ex);
-    proj.apply<Arch>(ex, t, d, d, xn.get(), d, x.get(), d, vk::Activation::none, x.get(), d);
+    proj.apply<Arch, F32>(ex, t, d, d, xn.get(), d, x.get(), d, vk::Activation::none, x.get(), d);
     vk::layer_norm<Arch>(t, d, x.get(), d, g.get(), beta.get(), 1e-6f, xn.get(), d, ex);
-    fc1.apply<Arch>(ex, t, d, h, xn.get(), d, big.get(), h, vk::Activation::gelu_erf);
-    fc2.apply<Arch>(ex, t, h, d, big.get(), h, x.get(), d, vk::Activation::none, x.get(), d);
+    fc1.apply<Arch, F32>(ex, t, d, h, xn.get(), d, big.get(), h, vk::Activation::gelu_erf);
+    fc2.apply<Arch, F32>(ex, t, h, d, big.get(), h, x.get(), d, vk::Activation::none, x.get(), d);
     benchmark::ClobberMemory();
   }
   vb::set_flops(state, 2.0 * t * 12 * d * d + 4.0 * t * t * d, threads);
@@ -147,7 +188,10 @@ void dwconv(benchmark::State& state) {
 
 void register_all() {
   const double min_time = 0.2;
-  benchmark::RegisterBenchmark("peak/fp32_fma", peak_fp32_fma)->UseManualTime()->Iterations(10);
+  benchmark::RegisterBenchmark("peak/fp32_fma", peak<vb::fma_chains_flops>)->UseManualTime()->Iterations(10);
+  benchmark::RegisterBenchmark("peak/bf16_fma", peak<vb::bf16_fma_chains_flops>)->UseManualTime()->Iterations(10);
+  if (vb::int8_dot_chains_ops(0.001) > 0)
+    benchmark::RegisterBenchmark("peak/int8_dot", peak<vb::int8_dot_chains_ops>)->UseManualTime()->Iterations(10);
 
   // (K, N) of qkv, proj, fc1, fc2 for ViT-Ti (D=192), ViT-S (384), ViT-B (768).
   const int kn[][2] = {{192, 576}, {192, 192}, {192, 768}, {768, 192},  {384, 1152}, {384, 384},
@@ -157,6 +201,13 @@ void register_all() {
       for (const auto& s : kn)
         benchmark::RegisterBenchmark("gemm", gemm)->Args({m, s[0], s[1], threads})->ArgNames({"M", "K", "N", "threads"})
             ->UseRealTime()->MinTime(min_time);
+  for (int m : {197, 1370})
+    for (std::size_t i = 4; i < 12; ++i) {
+      benchmark::RegisterBenchmark("gemm_bf16", gemm_reduced<vitcc::Precision::bf16>)->Args({m, kn[i][0], kn[i][1], 1})
+          ->ArgNames({"M", "K", "N", "threads"})->UseRealTime()->MinTime(min_time);
+      benchmark::RegisterBenchmark("gemm_int8", gemm_reduced<vitcc::Precision::int8>)->Args({m, kn[i][0], kn[i][1], 1})
+          ->ArgNames({"M", "K", "N", "threads"})->UseRealTime()->MinTime(min_time);
+    }
   for (int threads : {1, 2})
     for (int t : {197, 257, 1370}) {
       if (threads == 1)
@@ -208,8 +259,9 @@ void register_all() {
 int main(int argc, char** argv) {
   register_all();
   benchmark::Initialize(&argc, argv);
-  std::printf("vitcc kernels, arch %s, measured fp32 peak of one core: %.1f GFLOP/s\n", Arch::name(),
-              vb::peak_flops_1core() * 1e-9);
+  std::printf("vitcc kernels, arch %s, measured peaks of one core: fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s, "
+              "int8 %.1f GOP/s\n", Arch::name(), vb::peak_flops_1core() * 1e-9,
+              vb::peak_flops_1core(vitcc::Precision::bf16) * 1e-9, vb::peak_flops_1core(vitcc::Precision::int8) * 1e-9);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -1,12 +1,14 @@
 // Whole-model benchmarks, batch 1: every model of models.txt that has been packed into
-// $VITCC_BENCH_MODELS/NAME/NAME.json (tools/bench/compare.sh packs them into build-bench/bench-models).
+// $VITCC_BENCH_MODELS/NAME/NAME.json (tools/bench/compare.sh packs them into build-bench/bench-models),
+// and its reduced-precision packs NAME_bf16 and NAME_int8 where they exist (compare.py --precisions).
 // The shapes come from the JSON at run time (VitDynamicConfig): the kernels take their sizes as
 // arguments either way, so this runs the code a generated Vit<Cfg> runs. Reports ms per image,
-// GFLOP/s and % of (threads x the measured one-core peak).
+// GFLOP/s and % of (threads x the measured one-core peak of the model's precision).
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -74,6 +76,7 @@ bool load(const std::string& dir, const std::string& name, LoadedVit& m) {
       return false;
     }
     m.cfg = parse_config(cfg.config);
+    m.cfg.precision = cfg.precision;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return false;
@@ -113,11 +116,20 @@ void run_model(benchmark::State& state, LoadedVit* m) {
   vb::Buffer image = vb::random_floats(v.c * v.h * v.w, 42), out = vb::aligned_floats(v.out);
   vb::Buffer ws = vb::aligned_floats(v.workspace_floats(threads));
   const vitcc::Executor* ex = vb::executor_for(threads);
-  for (auto _ : state) {
-    vitcc::detail::vit_forward<Arch>(m->cfg, m->weights, m->blocks.data(), image.get(), out.get(), ws.get(), ex);
-    benchmark::ClobberMemory();
+  auto forward = [&](auto p) {
+    for (auto _ : state) {
+      vitcc::detail::vit_forward<Arch, decltype(p)::value>(m->cfg, m->weights, m->blocks.data(), image.get(), out.get(),
+                                                           ws.get(), ex);
+      benchmark::ClobberMemory();
+    }
+  };
+  using vitcc::Precision;
+  switch (m->cfg.precision) {
+    case Precision::bf16: forward(std::integral_constant<Precision, Precision::bf16>{}); break;
+    case Precision::int8: forward(std::integral_constant<Precision, Precision::int8>{}); break;
+    default: forward(std::integral_constant<Precision, Precision::fp32>{}); break;
   }
-  vb::set_flops(state, m->flops, threads);
+  vb::set_flops(state, m->flops, threads, m->cfg.precision);
   state.counters["weights_MB"] = double(m->blob_bytes) / 1e6;
   state.counters["workspace_MB"] = double(v.workspace_floats(threads) * sizeof(float)) / 1e6;
 }
@@ -140,10 +152,14 @@ int main(int argc, char** argv) {
                    dir.c_str());
       continue;
     }
-    LoadedVit m;
-    m.dir = dir;
-    m.name = name;
-    models.push_back(std::move(m));
+    for (const char* suffix : {"", "_bf16", "_int8"}) {
+      const std::string packed = name + suffix;
+      if (!std::ifstream(dir + "/" + packed + "/" + packed + ".json")) continue;
+      LoadedVit m;
+      m.dir = dir;
+      m.name = packed;
+      models.push_back(std::move(m));
+    }
   }
   for (LoadedVit& m : models)
     for (int threads : {1, 2})

@@ -2,7 +2,9 @@
 # One command for the comparison (`make bench-compare`): builds vitcc's tools and benchmarks in
 # build-bench, installs onnxruntime-node there (npm, --ignore-scripts: the package ships its
 # libonnxruntime.so and Node binding), then runs tools/bench/compare.py, which writes BENCHMARKS.md and
-# benchmarks/comparison.svg. Extra arguments go to compare.py (--models vit_s16,vit_b16 --rounds 5 ...).
+# benchmarks/comparison.svg: vitcc at fp32, bf16 and int8 against ONNX Runtime fp32, ONNX Runtime int8
+# (the model rewritten by tools/bench/ort_quantize.py; needs /usr/bin/python3 with onnx and numpy) and
+# PyTorch. Extra arguments go to compare.py (--models vit_s16,vit_b16 --precisions fp32,int8 --rounds 5 ...).
 # Environment: BUILD (default build-bench), JOBS (default 2), VITCC_BENCH_FIXTURES (colon-separated
 # folders of make_fixtures.py fixtures to use; what they lack is generated into BUILD/fixtures).
 set -euo pipefail
