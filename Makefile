@@ -67,7 +67,13 @@ test-full: deps
 # at fp32, bf16 and int8 with ONNX Runtime fp32 and int8 and PyTorch and rewrites BENCHMARKS.md
 # (BENCH_ARGS="--models vit_s16 --precisions fp32,int8" narrows it).
 BENCH_BUILD ?= build-bench
-.PHONY: bench bench-compare
+.PHONY: bench bench-compare bench-build
+# CI compiles the benchmarks (in the test build, without running them), so an API change that breaks
+# them is seen at once.
+bench-build: build
+	cmake -S . -B $(BUILD) -DVITCC_BUILD_BENCHMARKS=ON
+	cmake --build $(BUILD) -j$(JOBS) --target vitcc_bench_kernels vitcc_bench_models
+
 bench: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DVITCC_BUILD_BENCHMARKS=ON $(CMAKE_FLAGS)
 	cmake --build $(BENCH_BUILD) -j$(JOBS) --target vitcc_bench_kernels vitcc_bench_models
