@@ -374,8 +374,8 @@ def main(argv=None):
     for m in metas:
         m['whole_run'] = dict(models=[x['name'] for x in metas], wall_s=round(wall, 1), cpu_s=round(cpu, 1),
                               load_average_at_end=[round(v, 2) for v in os.getloadavg()],
-                              note='data loading, both trainings, evaluations, exports and ONNX checks, '
-                                   'one process, 2 threads')
+                              note=f'this process: data loading, then for {" and ".join(x["name"] for x in metas)} '
+                                   f'training, evaluation, export and ONNX check; {THREADS} threads')
         with open(os.path.join(a.out_dir, m['name'] + '.meta.json'), 'w') as f:
             json.dump(m, f, indent=2)
             f.write('\n')
