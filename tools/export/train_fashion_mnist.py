@@ -75,7 +75,7 @@ EVIT_ARCH = dict(img_size=64, in_chans=3, num_classes=10, embed_dim=(40, 80, 120
 
 # Per model: optimiser and schedule. Epoch counts keep both models within 15 minutes on 2 cores.
 SETTINGS = {
-    'vit': dict(epochs=5, batch=128, lr=2e-3, weight_decay=0.05, warmup_steps=200, grad_clip=1.0,
+    'vit': dict(epochs=10, batch=128, lr=2e-3, weight_decay=0.05, warmup_steps=200, grad_clip=1.0,
                 shift=2, flip=True),
     'evit': dict(epochs=3, batch=256, lr=3e-3, weight_decay=0.025, warmup_steps=200, grad_clip=1.0,
                  shift=2, flip=True),
