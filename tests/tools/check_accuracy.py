@@ -177,7 +177,7 @@ def main(argv=None):
     print(f'{"model":<12} {"precision":<9} {"PyTorch":>8} {"vitcc":>8} {"vs fp32":>8} {"agree":>8}  {"cosine":<8}')
     for name, precision, torch_top1, top1, agree, cosine, delta in rows:
         d = f'{100 * delta:+.2f}' if delta is not None else ''
-        c = f'{cosine:.6f}' if cosine is not None else ''
+        c = f'{cosine:.8f}' if cosine is not None else ''
         print(f'{name:<12} {precision:<9} {100 * torch_top1:7.2f}% {100 * top1:7.2f}% {d:>8} {100 * agree:7.2f}%  {c}')
     print(f'({time.perf_counter() - t0:.0f} s)')
     for f in failures:
