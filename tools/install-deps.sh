@@ -11,6 +11,8 @@ packages=(
   python3 python3-numpy python3-torch python3-torchvision python3-onnx
   libopenblas0-openmp
   libstb-dev
+  # Fashion-MNIST: the bundled fmnist models' training and accuracy test (tools/export/fmnist_data.py)
+  dataset-fashion-mnist
   # ARM: aarch64 cross-compiler and user-mode emulator (make test-aarch64), Cortex-M7 bare-metal
   # toolchain with newlib(-nano) and the MPS2 board emulator (examples/cortex-m7)
   g++-aarch64-linux-gnu qemu-user

@@ -277,6 +277,10 @@ MODEL_CONFIGS: Dict[str, dict] = {
     # Small bundled demo model (not a timm registration).
     'vit_demo': dict(img_size=96, patch_size=8, embed_dim=96, depth=5, num_heads=3,
                      init_values=0.1, num_classes=10),
+    # Trained on Fashion-MNIST by train_fashion_mnist.py (not a timm registration): 28x28 grayscale,
+    # 7x7 patches of 4x4 + class token, timm's default parts (LayerNorm, GELU, token pooling).
+    'vit_fmnist': dict(img_size=28, patch_size=4, in_chans=1, embed_dim=64, depth=4, num_heads=4,
+                       mlp_ratio=2.0, num_classes=10),
 }
 
 
@@ -440,7 +444,7 @@ if __name__ == '__main__':
             kw['img_size'] = 224
         m = make_model(nm, seed=0, **kw)
         h, w = m.patch_embed.img_size
-        sanity_check(m, make_image(1, 1, h, w), nm)
+        sanity_check(m, make_image(1, 1, h, w)[:, :m.patch_embed.proj.in_channels], nm)
     m = make_model('vit_small_patch14_reg4_dinov2', seed=0, img_size=224)
     print('state_dict keys (vit_small_patch14_reg4_dinov2):')
     for k, v in m.state_dict().items():
