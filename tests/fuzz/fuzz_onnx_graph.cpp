@@ -36,10 +36,11 @@ using I64 = std::int64_t;
 using U64 = std::uint64_t;
 
 constexpr I64 kMin64 = std::numeric_limits<I64>::min(), kMax64 = std::numeric_limits<I64>::max();
-const I64 kInts[] = {0,          1,          -1,          2,          -2,         3,          4,
-                     7,          8,          16,          255,        256,        65536,      (I64(1) << 31) - 1,
-                     -(I64(1) << 31), I64(1) << 31, I64(1) << 32, I64(1) << 62, -(I64(1) << 62), kMax64, kMin64,
-                     kMax64 - 1, kMin64 + 1};
+// The limits of the integer types and the values next to them, where arithmetic overflows ...
+const I64 kLimits[] = {kMin64, kMax64, -1, 0, 1, 2, (I64(1) << 31) - 1, -(I64(1) << 31), I64(1) << 31,
+                       I64(1) << 32, I64(1) << 62, -(I64(1) << 62)};
+// ... and ordinary sizes and indices.
+const I64 kInts[] = {-2, 3, 4, 7, 8, 16, 255, 256, 65536, kMax64 - 1, kMin64 + 1};
 const float kFloats[] = {0.0f, -0.0f, 1.0f, -1.0f, 0.5f, 2.0f, 1e-30f, 1e30f, 3e9f, -3e9f, 9.3e18f, -9.3e18f,
                          std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(),
                          std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
@@ -72,12 +73,13 @@ std::size_t below(Rng& r, std::size_t n) { return n ? static_cast<std::size_t>(r
 // An edge value, a small step from the old one (in unsigned arithmetic: the mutator itself must
 // not overflow), its negation, or a random 64-bit value.
 I64 mutate_int(Rng& r, I64 old) {
-  switch (r() % 6) {
+  switch (r() % 10) {
     case 0: return static_cast<I64>(static_cast<U64>(old) + 1);
     case 1: return static_cast<I64>(static_cast<U64>(old) - 1);
     case 2: return static_cast<I64>(U64(0) - static_cast<U64>(old));
     case 3: return static_cast<I64>(r());
-    default: return pick(r, kInts);
+    case 4: return pick(r, kInts);
+    default: return pick(r, kLimits);
   }
 }
 
@@ -292,12 +294,19 @@ struct Model {
         if (a.type() == onnx::AttributeProto::TENSOR) out.push_back(a.mutable_t());
     return out;
   }
-  // Integer tensors are the shape constants: mutated more often than the (many) float weights.
+  // Integer tensors are the shape constants: mutated more often than the (many) float weights, and
+  // the small ones (scalars, shapes, axes) more often than index tables.
   onnx::TensorProto* some_tensor(Rng& r, bool integer) {
-    std::vector<onnx::TensorProto*> all = tensors(), chosen;
+    std::vector<onnx::TensorProto*> all = tensors(), chosen, small;
     for (auto* t : all)
       if (is_float_type(t->data_type()) != integer) chosen.push_back(t);
     if (chosen.empty()) chosen = all;
+    for (auto* t : chosen) {
+      I64 n = 1;
+      for (I64 d : t->dims()) n = d < 0 || d > 16 ? 17 : n * d;
+      if (n <= 16) small.push_back(t);
+    }
+    if (!small.empty() && r() % 4) chosen = small;
     return chosen.empty() ? nullptr : chosen[below(r, chosen.size())];
   }
   std::vector<std::string> values() {
@@ -379,8 +388,18 @@ bool mutate_node(Rng& r, Model& md) {
   if (md.g.node_size() == 0) return false;
   const int index = static_cast<int>(below(r, static_cast<std::size_t>(md.g.node_size())));
   onnx::NodeProto* n = md.g.mutable_node(index);
-  switch (r() % 9) {
+  switch (r() % 10) {
     case 0: n->set_op_type(pick(r, kOps)); return true;
+    case 9: {  // an operand replaced by a new int64 constant (a scalar or a 1-element list) of an edge value
+      if (n->input_size() == 0) return false;
+      onnx::TensorProto* c = md.g.add_initializer();
+      c->set_name(md.fresh_name(r));
+      c->set_data_type(onnx::TensorProto::INT64);
+      if (r() % 2) c->add_dims(1);
+      c->add_int64_data(mutate_int(r, 1));
+      n->set_input(static_cast<int>(below(r, static_cast<std::size_t>(n->input_size()))), c->name());
+      return true;
+    }
     case 1: case 2: {  // one input rewired to another value, or omitted
       if (n->input_size() == 0) { n->add_input(md.some_value(r)); return true; }
       const int k = static_cast<int>(below(r, static_cast<std::size_t>(n->input_size())));

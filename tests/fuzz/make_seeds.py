@@ -24,7 +24,7 @@ import struct
 import sys
 import warnings
 
-STAMP = b'2\n'  # bump when the seeds change, so that existing seed folders are rebuilt
+STAMP = b'3\n'  # bump when the seeds change, so that existing seed folders are rebuilt
 
 
 def write(path, data):
@@ -240,6 +240,30 @@ def graph_seeds(out, src):
     inits = [i64('three', 3, True), i64('four', 4, True), i64('zero', 0, True), i64('one', 1, True),
              i64('k0', 0, True), i64('one_v', [1]), i64('xshape', [1, 3, 1, 4])]
     model('int_shape_arith_op17', nodes, inits, 17, 4)
+
+    # What torch.onnx writes for `x.reshape(B, (H // p) * (W // p) + 1, -1)` and
+    # `cls_token.expand(B, -1, -1)` without constant folding (opset 13): arithmetic on Constant nodes
+    # next to the Shape subgraph, and the ConstantOfShape * -1 / Equal / Where pattern of Expand.
+    nodes = [
+        N('Shape', ['x'], ['s']), N('Gather', ['s', 'k0'], ['b']),
+        const('c8', i64('c8', 8, scalar=True)), const('c4', i64('c4', 4, scalar=True)),
+        const('c1', i64('c1', 1, scalar=True)), const('cm1', i64('cm1', [-1])),
+        N('Div', ['c8', 'c4'], ['gh']), N('Div', ['c8', 'c4'], ['gw']), N('Mul', ['gh', 'gw'], ['g']),
+        N('Add', ['g', 'c1'], ['t']),
+        N('Unsqueeze', ['b', 'ax0'], ['bu']), N('Unsqueeze', ['t', 'ax0'], ['tu']),
+        N('Concat', ['bu', 'tu', 'cm1'], ['target'], axis=0),
+        N('ConstantOfShape', ['three_v'], ['ones'], value=i64('one1', [1])),
+        N('Mul', ['ones', 'cm1'], ['neg']),
+        N('Equal', ['target', 'neg'], ['is_neg']),
+        N('Where', ['is_neg', 'ones', 'target'], ['eshape']),
+        N('Expand', ['cls', 'eshape'], ['cls_b']),
+        N('Pad', ['x', 'pads'], ['xp'], mode='constant'),
+        N('Reshape', ['xp', 'target'], ['r']),
+        N('Concat', ['cls_b', 'r'], ['y'], axis=1),
+    ]
+    inits = [i64('k0', 0, True), i64('ax0', [0]), i64('three_v', [3]), f32('cls', [0.5] * 54, [1, 1, 54]),
+             i64('pads', [0, 0, 1, 0, 0, 0, 0, 2])]
+    model('torch_unfolded_shape_op13', nodes, inits, 13, 3)
 
     for f in ('demo.onnx', 'evit_demo.onnx'):
         with open(os.path.join(src, 'demo', f), 'rb') as fh:
