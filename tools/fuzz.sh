@@ -36,8 +36,8 @@ for t in $targets; do
   case $t in
     fuzz_blob)  extra=(-max_len=2500000) ;;  # the demo blob is the seed
     fuzz_onnx)  extra=(-max_len=600000 -timeout=20) ;;
-    # structure-aware: hand-made shape graphs, the demo models (2.4 MB) and the tiny ViT exports
-    fuzz_onnx_graph) extra=(-max_len=2500000 -timeout=20) seeds+=("$build/fuzz-seeds/onnx") ;;
+    # structure-aware: hand-made shape graphs, the EfficientViT demo (471 kB), the tiny ViT exports
+    fuzz_onnx_graph) extra=(-max_len=600000 -timeout=20) seeds+=("$build/fuzz-seeds/onnx") ;;
     fuzz_image) extra=(-max_len=200000 -timeout=20) ;;
     *)          extra=(-max_len=200000) ;;
   esac

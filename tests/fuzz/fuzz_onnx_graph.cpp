@@ -10,9 +10,9 @@
 //   - a node's op type (any op vitcc supports), one of its inputs or outputs, a new node wired into
 //     the graph, a node removed or duplicated;
 //   - the opset, the image input's dimensions, which value is the graph output.
-// Seeds (tests/fuzz/make_seeds.py, folder onnx_graph/): the demo models, and small hand-made graphs
-// whose shape subgraphs use every supported op (Shape, Gather, Div, Mul, Concat, Range, Slice,
-// Expand, Pad, ...) with ordinary constants; the edge values come from the mutator alone.
+// Seeds (tests/fuzz/make_seeds.py): small hand-made graphs whose shape subgraphs use every supported
+// op (Shape, Gather, Div, Mul, Concat, Range, Slice, Expand, Pad, ...) with ordinary constants (the
+// edge values come from the mutator alone), the EfficientViT demo and tiny ViT exports.
 // A file that does not parse (a byte-mutated corpus entry) gets libFuzzer's own byte mutation.
 #include <onnx/onnx_pb.h>
 
