@@ -23,6 +23,7 @@
 #include <sstream>
 #include <unordered_set>
 
+#include "checked_int.hpp"
 #include "onnx_ops.hpp"
 
 namespace vitcc::pack {
@@ -46,14 +47,23 @@ double OnnxTensor::as_double(std::int64_t k) const {
 }
 
 std::int64_t OnnxTensor::as_int(std::int64_t k) const {
-  return dtype == DType::f32 ? static_cast<std::int64_t>(f.at(k)) : i.at(k);
+  if (dtype != DType::f32) return i.at(k);
+  const float v = f.at(k);
+  if (!detail::float_fits(DType::i64, v)) throw ValueError("value " + std::to_string(v) + " has no int64 value");
+  return static_cast<std::int64_t>(v);
 }
 
 std::int64_t OnnxNode::attr_int(const std::string& a, std::int64_t dflt) const {
   auto it = attrs.find(a);
   if (it == attrs.end()) return dflt;
   if (it->second.kind == OnnxAttribute::Kind::i) return it->second.i;
-  if (it->second.kind == OnnxAttribute::Kind::f) return static_cast<std::int64_t>(it->second.f);
+  if (it->second.kind == OnnxAttribute::Kind::f) {
+    // Converting NaN, Inf or a float beyond +-2^63 would be undefined behaviour.
+    const float v = it->second.f;
+    if (!detail::float_fits(DType::i64, v))
+      throw ValueError("attribute '" + a + "' is the float " + std::to_string(v) + ", expected an integer");
+    return static_cast<std::int64_t>(v);
+  }
   return dflt;
 }
 
@@ -370,13 +380,18 @@ OnnxGraph OnnxGraph::load(const std::string& path) {
   }
   if (model.ir_version() <= 0 || !model.has_graph() || model.graph().node_size() == 0)
     throw PackError(path, "", "not an ONNX model: no ir_version or no graph nodes (is this really an .onnx file?)");
+  if (model.ir_version() > INT_MAX)  // the checker takes an int
+    throw PackError(path, "", "ir_version " + std::to_string(model.ir_version()) + " is out of range");
   g.ir_version_ = model.ir_version();
   g.producer_ = model.producer_name();
   if (!model.producer_version().empty()) g.producer_ += (g.producer_.empty() ? "" : " ") + model.producer_version();
 
-  std::unordered_map<std::string, int> opsets;
+  std::unordered_map<std::string, int> opsets;  // int: what the checker takes
   for (const auto& op : model.opset_import()) {
     const std::string dom = op.domain() == "ai.onnx" ? "" : op.domain();
+    // Checked before narrowing: version 2^32 + 13 must not pass as opset 13.
+    if (op.version() < 1 || op.version() > INT_MAX)
+      throw PackError(path, "", "opset version " + std::to_string(op.version()) + " of domain '" + op.domain() + "' is out of range");
     opsets[dom] = static_cast<int>(op.version());
   }
   if (!opsets.count("")) throw PackError(path, "", "the model imports no default-domain (ai.onnx) opset");
