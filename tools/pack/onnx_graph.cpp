@@ -25,6 +25,7 @@
 
 #include "checked_int.hpp"
 #include "onnx_ops.hpp"
+#include "onnx_proto.hpp"
 
 namespace vitcc::pack {
 
@@ -284,6 +285,16 @@ struct Loader {
     return o;
   }
 
+  OnnxNode node(const onnx::NodeProto& np) const {
+    OnnxNode n;
+    n.name = np.name();
+    n.op_type = np.op_type();
+    n.inputs.assign(np.input().begin(), np.input().end());
+    n.outputs.assign(np.output().begin(), np.output().end());
+    for (const auto& a : np.attribute()) n.attrs[a.name()] = attribute(a, n.label());
+    return n;
+  }
+
   OnnxAttribute attribute(const onnx::AttributeProto& a, const std::string& where) const {
     OnnxAttribute o;
     switch (a.type()) {
@@ -312,6 +323,26 @@ std::string dim_str(const onnx::TensorShapeProto::Dimension& d) {
 }  // namespace
 
 const std::vector<std::string>& OnnxGraph::supported_ops() { return detail::supported_op_list(); }
+
+namespace detail {
+
+namespace {
+Loader loader_for(const std::string& file) {
+  Loader L;
+  L.file = file;
+  std::error_code ec;
+  L.base_dir = fs::weakly_canonical(fs::absolute(fs::path(file)).parent_path(), ec);
+  return L;
+}
+}  // namespace
+
+OnnxTensor tensor_from_proto(const onnx::TensorProto& t, const std::string& file, const std::string& where) {
+  return loader_for(file).tensor(t, where);
+}
+
+OnnxNode node_from_proto(const onnx::NodeProto& n, const std::string& file) { return loader_for(file).node(n); }
+
+}  // namespace detail
 
 const std::vector<std::int64_t>& OnnxGraph::output_shape() const { return value_info(output_value_).shape; }
 
@@ -467,17 +498,13 @@ OnnxGraph OnnxGraph::load(const std::string& path) {
   std::unordered_map<std::string, int> produced_by;
   for (int k = 0; k < graph.node_size(); ++k) {
     const onnx::NodeProto& np = graph.node(k);
-    OnnxNode& n = raw[k];
-    n.name = np.name();
-    n.op_type = np.op_type();
-    n.inputs.assign(np.input().begin(), np.input().end());
-    n.outputs.assign(np.output().begin(), np.output().end());
+    const std::string named = np.name().empty() ? (np.output().empty() ? "" : np.output(0)) : np.name();
     const std::string dom = np.domain() == "ai.onnx" ? "" : np.domain();
-    if (!dom.empty())
-      throw PackError(path, "", "unsupported op '" + dom + "::" + n.op_type + "' at node '" + (n.name.empty() ? (n.outputs.empty() ? "" : n.outputs[0]) : n.name) + "'");
-    if (!detail::op_supported(n.op_type))
-      throw PackError(path, "", "unsupported op '" + n.op_type + "' at node '" + (n.name.empty() ? (n.outputs.empty() ? "" : n.outputs[0]) : n.name) + "'");
-    for (const auto& a : np.attribute()) n.attrs[a.name()] = L.attribute(a, n.label());
+    if (!dom.empty()) throw PackError(path, "", "unsupported op '" + dom + "::" + np.op_type() + "' at node '" + named + "'");
+    if (!detail::op_supported(np.op_type()))
+      throw PackError(path, "", "unsupported op '" + np.op_type() + "' at node '" + named + "'");
+    raw[k] = L.node(np);
+    const OnnxNode& n = raw[k];
     for (const std::string& o : n.outputs) {
       if (o.empty()) continue;
       if (defined.count(o)) throw PackError(path, n.label(), "output '" + o + "' redefines a graph input or initializer");
