@@ -3,7 +3,8 @@
 # and runs each target for SECONDS (default 60). CI runs it with 30.
 #
 #   tools/fuzz.sh [SECONDS]          environment: FUZZ_BUILD (default build-fuzz), JOBS (default 2),
-#                                    FUZZ_TARGETS (default: all six)
+#                                    FUZZ_TARGETS (default: all six), FUZZ_ONNX_MODELS=1 (fuzz_onnx_graph
+#                                    also starts from the demo models: slow, for long runs)
 #
 # Corpora grow in $FUZZ_BUILD/fuzz-corpus/<target> (kept between runs, seeded from
 # $FUZZ_BUILD/fuzz-seeds); a crash is written to $FUZZ_BUILD/fuzz-artifacts/<target>/ and makes the
@@ -36,8 +37,12 @@ for t in $targets; do
   case $t in
     fuzz_blob)  extra=(-max_len=2500000) ;;  # the demo blob is the seed
     fuzz_onnx)  extra=(-max_len=600000 -timeout=20) ;;
-    # structure-aware: hand-made shape graphs, the EfficientViT demo (471 kB), the tiny ViT exports
-    fuzz_onnx_graph) extra=(-max_len=600000 -timeout=20) seeds+=("$build/fuzz-seeds/onnx") ;;
+    # structure-aware: hand-made shape graphs and the tiny ViT exports (and the demo models if asked)
+    fuzz_onnx_graph)
+      extra=(-max_len=600000 -timeout=20) seeds+=("$build/fuzz-seeds/onnx")
+      if [ "${FUZZ_ONNX_MODELS:-0}" = 1 ]; then
+        extra=(-max_len=2500000 -timeout=20) seeds+=("$build/fuzz-seeds/onnx_models")
+      fi ;;
     fuzz_image) extra=(-max_len=200000 -timeout=20) ;;
     *)          extra=(-max_len=200000) ;;
   esac

@@ -12,7 +12,8 @@
 //   - the opset, the image input's dimensions, which value is the graph output.
 // Seeds (tests/fuzz/make_seeds.py): small hand-made graphs whose shape subgraphs use every supported
 // op (Shape, Gather, Div, Mul, Concat, Range, Slice, Expand, Pad, ...) with ordinary constants (the
-// edge values come from the mutator alone), the EfficientViT demo and tiny ViT exports.
+// edge values come from the mutator alone) and tiny ViT exports; the demo models on request
+// (tools/fuzz.sh, FUZZ_ONNX_MODELS=1).
 // A file that does not parse (a byte-mutated corpus entry) gets libFuzzer's own byte mutation.
 #include <onnx/onnx_pb.h>
 
