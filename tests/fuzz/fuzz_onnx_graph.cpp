@@ -4,7 +4,8 @@
 // sees a surprising value. Here every mutation parses the ModelProto, changes one thing a hostile
 // or broken exporter could write, and serialises it again:
 //   - an element of an integer or float tensor (initializer or Constant/ConstantOfShape value) set
-//     to an edge value (0, +-1, INT32/INT64 limits, 2^62, NaN, Inf, 1e30, ...) or nudged;
+//     to an edge value (0, +-1, INT32/INT64 limits, 2^62, NaN, Inf, 1e30, ...) or nudged; or all
+//     the integer constant operands of one node set to type limits together;
 //   - a tensor's dims, its element count (data resized to match, or not), data type or encoding;
 //   - an attribute's value (ints, floats, strings), its type, or a new or removed attribute;
 //   - a node's op type (any op vitcc supports), one of its inputs or outputs, a new node wired into
@@ -22,6 +23,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -478,23 +480,57 @@ bool mutate_graph(Rng& r, Model& md) {
   }
 }
 
+// Every constant integer operand of one node set to a type limit at once (one element of each, or
+// all of it). Overflow takes two operands at their edges together (INT64_MIN / -1, INT64_MAX + 1),
+// and one edge value alone rarely changes anything the fuzzer could keep as a stepping stone.
+bool limit_operands(Rng& r, Model& md) {
+  std::map<std::string, onnx::TensorProto*> consts;  // initializers and Constant outputs, by name
+  for (auto& t : *md.g.mutable_initializer()) consts[t.name()] = &t;
+  for (auto& n : *md.g.mutable_node())
+    if (n.op_type() == "Constant" && n.output_size() == 1)
+      for (auto& a : *n.mutable_attribute())
+        if (a.name() == "value" && a.type() == onnx::AttributeProto::TENSOR) consts[n.output(0)] = a.mutable_t();
+  std::vector<std::vector<onnx::TensorProto*>> nodes;  // per node with integer constant operands
+  for (const auto& n : md.g.node()) {
+    std::vector<onnx::TensorProto*> operands;
+    for (const std::string& in : n.input()) {
+      auto it = consts.find(in);
+      if (it != consts.end() && !is_float_type(it->second->data_type()) &&
+          it->second->data_location() != onnx::TensorProto::EXTERNAL)
+        operands.push_back(it->second);
+    }
+    if (!operands.empty()) nodes.push_back(operands);
+  }
+  if (nodes.empty()) return false;
+  for (onnx::TensorProto* t : nodes[below(r, nodes.size())]) {
+    Values v = read_values(*t);
+    if (v.i.empty()) continue;
+    const I64 x = pick(r, kLimits);
+    if (r() % 2) v.i[below(r, v.i.size())] = x;
+    else for (I64& y : v.i) y = x;
+    write_values(*t, v, t->has_raw_data());
+  }
+  return true;
+}
+
 bool mutate(Rng& r, onnx::ModelProto& m) {
   Model md(m);
-  const unsigned what = r() % 20;
+  const unsigned what = r() % 22;
   if (what < 6) {  // the shape constants first: integer tensors
     onnx::TensorProto* t = md.some_tensor(r, true);
     return t && mutate_tensor(r, *t);
   }
-  if (what < 8) {
+  if (what < 8) return limit_operands(r, md);
+  if (what < 10) {
     onnx::TensorProto* t = md.some_tensor(r, false);
     return t && mutate_tensor(r, *t);
   }
-  if (what < 12) {
+  if (what < 14) {
     onnx::NodeProto* n = md.some_node(r);
     return n && mutate_attribute(r, *n);
   }
-  if (what < 16) return mutate_node(r, md);
-  if (what < 18) return insert_node(r, md);
+  if (what < 18) return mutate_node(r, md);
+  if (what < 20) return insert_node(r, md);
   return mutate_graph(r, md);
 }
 
