@@ -9,7 +9,7 @@
 //   - a tensor's dims, its element count (data resized to match, or not), data type or encoding;
 //   - an attribute's value (ints, floats, strings), its type, or a new or removed attribute;
 //   - a node's op type (any op vitcc supports), one of its inputs or outputs, a new node wired into
-//     the graph, a node removed or duplicated;
+//     the graph, a node removed or duplicated, or a new dead node on new constants at type limits;
 //   - the opset, the image input's dimensions, which value is the graph output.
 // Seeds (tests/fuzz/make_seeds.py): small hand-made graphs whose shape subgraphs use every supported
 // op (Shape, Gather, Div, Mul, Concat, Range, Slice, Expand, Pad, ...) with ordinary constants (the
@@ -480,9 +480,13 @@ bool mutate_graph(Rng& r, Model& md) {
   }
 }
 
+// The extremes among the limits: what two overflowing operands are made of.
+const I64 kExtremes[] = {kMin64, kMax64, -1, 0, 1};
+
 // Every constant integer operand of one node set to a type limit at once (one element of each, or
 // all of it). Overflow takes two operands at their edges together (INT64_MIN / -1, INT64_MAX + 1),
-// and one edge value alone rarely changes anything the fuzzer could keep as a stepping stone.
+// and one edge value alone rarely changes anything the fuzzer could keep as a stepping stone. Half
+// of the time the node is one whose operands are all constants: what the folder computes on load.
 bool limit_operands(Rng& r, Model& md) {
   std::map<std::string, onnx::TensorProto*> consts;  // initializers and Constant outputs, by name
   for (auto& t : *md.g.mutable_initializer()) consts[t.name()] = &t;
@@ -490,22 +494,27 @@ bool limit_operands(Rng& r, Model& md) {
     if (n.op_type() == "Constant" && n.output_size() == 1)
       for (auto& a : *n.mutable_attribute())
         if (a.name() == "value" && a.type() == onnx::AttributeProto::TENSOR) consts[n.output(0)] = a.mutable_t();
-  std::vector<std::vector<onnx::TensorProto*>> nodes;  // per node with integer constant operands
+  std::vector<std::vector<onnx::TensorProto*>> nodes, folded;  // per node with integer constant operands
   for (const auto& n : md.g.node()) {
     std::vector<onnx::TensorProto*> operands;
+    bool all_constant = true;
     for (const std::string& in : n.input()) {
       auto it = consts.find(in);
       if (it != consts.end() && !is_float_type(it->second->data_type()) &&
           it->second->data_location() != onnx::TensorProto::EXTERNAL)
         operands.push_back(it->second);
+      else if (!in.empty())
+        all_constant = false;
     }
     if (!operands.empty()) nodes.push_back(operands);
+    if (!operands.empty() && all_constant) folded.push_back(operands);
   }
+  if (!folded.empty() && r() % 2) nodes = folded;
   if (nodes.empty()) return false;
   for (onnx::TensorProto* t : nodes[below(r, nodes.size())]) {
     Values v = read_values(*t);
     if (v.i.empty()) continue;
-    const I64 x = pick(r, kLimits);
+    const I64 x = r() % 2 ? pick(r, kExtremes) : pick(r, kLimits);
     if (r() % 2) v.i[below(r, v.i.size())] = x;
     else for (I64& y : v.i) y = x;
     write_values(*t, v, t->has_raw_data());
@@ -513,9 +522,47 @@ bool limit_operands(Rng& r, Model& md) {
   return true;
 }
 
+// A new node whose operands are all new integer constants at type limits, its output read by nothing.
+// The folder computes it anyway (constants are folded before dead nodes are dropped): what a hostile
+// file can put beside any model.
+bool constant_subgraph(Rng& r, Model& md) {
+  struct Op {
+    const char* type;
+    int inputs;  // 0: one to three
+  };
+  static const Op ops[] = {{"Add", 2}, {"Sub", 2}, {"Mul", 2}, {"Div", 2}, {"Neg", 1}, {"Range", 3},
+                           {"Slice", 0}, {"Pad", 2}, {"Split", 0}, {"Concat", 0}, {"ConstantOfShape", 1},
+                           {"Expand", 2}};
+  const Op& op = pick(r, ops);
+  onnx::NodeProto n;
+  n.set_op_type(op.type);
+  n.set_name(md.fresh_name(r));
+  const int inputs = op.inputs ? op.inputs : 1 + static_cast<int>(below(r, 3));
+  for (int k = 0; k < inputs; ++k) {
+    onnx::TensorProto* c = md.g.add_initializer();
+    c->set_name(md.fresh_name(r));
+    c->set_data_type(r() % 4 ? onnx::TensorProto::INT64 : onnx::TensorProto::INT32);
+    if (r() % 2) c->add_dims(1);
+    const I64 x = r() % 2 ? pick(r, kExtremes) : pick(r, kLimits);
+    if (c->data_type() == onnx::TensorProto::INT64) c->add_int64_data(x);
+    else c->add_int32_data(static_cast<std::int32_t>(static_cast<std::uint32_t>(static_cast<U64>(x))));
+    n.add_input(c->name());
+  }
+  n.add_output(md.fresh_name(r));
+  if (std::string(op.type) == "Concat") {
+    auto* a = n.add_attribute();
+    a->set_name("axis");
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(0);
+  }
+  *md.g.add_node() = n;
+  return true;
+}
+
 bool mutate(Rng& r, onnx::ModelProto& m) {
   Model md(m);
-  const unsigned what = r() % 22;
+  const unsigned what = r() % 24;
+  if (what >= 22) return constant_subgraph(r, md);
   if (what < 6) {  // the shape constants first: integer tensors
     onnx::TensorProto* t = md.some_tensor(r, true);
     return t && mutate_tensor(r, *t);
