@@ -524,7 +524,8 @@ bool limit_operands(Rng& r, Model& md) {
 
 // A new node whose operands are all new integer constants at type limits, its output read by nothing.
 // The folder computes it anyway (constants are folded before dead nodes are dropped): what a hostile
-// file can put beside any model.
+// file can put beside any model. It goes first in the file, so that the loader (topological order,
+// ties in file order) folds it before any other node of the graph can be refused.
 bool constant_subgraph(Rng& r, Model& md) {
   struct Op {
     const char* type;
@@ -556,6 +557,7 @@ bool constant_subgraph(Rng& r, Model& md) {
     a->set_i(0);
   }
   *md.g.add_node() = n;
+  for (int k = md.g.node_size() - 1; k > 0; --k) md.g.mutable_node()->SwapElements(k, k - 1);
   return true;
 }
 
