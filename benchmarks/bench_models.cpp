@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../tools/common/model_config.hpp"
 #include "bench_common.hpp"
 #include "vitcc/io/blob_reader.hpp"
 #include "vitcc/models/vit.hpp"
@@ -31,8 +32,9 @@ struct LoadedVit {
   double flops = 0;
 };
 
-vitcc::VitDynamicConfig parse_config(const nlohmann::json& j) {
-  const nlohmann::json& c = j.at("config");
+// The architecture's fields of a checked config (tools/common/model_config.hpp). They need no
+// checks of their own: binding refuses a blob whose tensors do not fit them.
+vitcc::VitDynamicConfig parse_config(const nlohmann::json& c) {
   vitcc::VitDynamicConfig v;
   v.in_chans = c.at("in_chans");
   v.img_h = c.at("img_h");
@@ -64,17 +66,20 @@ double vit_flops(const vitcc::VitDims& v) {
 }
 
 bool load(const std::string& dir, const std::string& name, LoadedVit& m) {
-  std::ifstream jf(dir + "/" + name + "/" + name + ".json");
-  if (!jf) return false;
-  const nlohmann::json j = nlohmann::json::parse(jf);
-  if (j.at("architecture") != "vit") {
-    std::fprintf(stderr, "%s: architecture %s has no benchmark here yet\n", name.c_str(),
-                 j.at("architecture").get<std::string>().c_str());
+  vitcc::tools::ModelConfig cfg;
+  try {
+    cfg = vitcc::tools::load_model_config(dir + "/" + name + "/" + name + ".json");
+    if (cfg.architecture != "vit") {
+      std::fprintf(stderr, "%s: architecture %s has no benchmark here yet\n", name.c_str(), cfg.architecture.c_str());
+      return false;
+    }
+    m.cfg = parse_config(cfg.config);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
     return false;
   }
   m.name = name;
-  m.cfg = parse_config(j);
-  std::ifstream bf(dir + "/" + name + "/" + j.at("blob").at("file").get<std::string>(), std::ios::binary | std::ios::ate);
+  std::ifstream bf(cfg.blob_path, std::ios::binary | std::ios::ate);
   if (!bf) return false;
   m.blob_bytes = std::size_t(bf.tellg());
   m.blob = vb::aligned_floats(m.blob_bytes / sizeof(float) + 1);

@@ -4,12 +4,16 @@
 #pragma once
 #include "vitcc/core/arch.hpp"
 
+// VITCC_SIMD_TEST_ARCHS: the same without the scalar path, defined only when the build has one.
 #if !VITCC_DISABLE_SIMD && XSIMD_WITH_AVX512F
-#define VITCC_MODEL_TEST_ARCHS vitcc::scalar_arch, xsimd::fma3<xsimd::avx2>, xsimd::avx512f
+#define VITCC_SIMD_TEST_ARCHS xsimd::fma3<xsimd::avx2>, xsimd::avx512f
 #elif !VITCC_DISABLE_SIMD && XSIMD_WITH_FMA3_AVX2
-#define VITCC_MODEL_TEST_ARCHS vitcc::scalar_arch, xsimd::fma3<xsimd::avx2>
+#define VITCC_SIMD_TEST_ARCHS xsimd::fma3<xsimd::avx2>
 #elif !VITCC_DISABLE_SIMD && XSIMD_WITH_NEON64
-#define VITCC_MODEL_TEST_ARCHS vitcc::scalar_arch, xsimd::neon64
+#define VITCC_SIMD_TEST_ARCHS xsimd::neon64
+#endif
+#ifdef VITCC_SIMD_TEST_ARCHS
+#define VITCC_MODEL_TEST_ARCHS vitcc::scalar_arch, VITCC_SIMD_TEST_ARCHS
 #else
 #define VITCC_MODEL_TEST_ARCHS vitcc::scalar_arch
 #endif

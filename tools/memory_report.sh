@@ -5,7 +5,7 @@
 # example's section sizes and stack, measured under QEMU.
 #
 # Usage: tools/memory_report.sh [BUILD_DIR [OUT.md]]      (defaults: build, docs/MEMORY.md)
-# Needs BUILD_DIR/bin/vitcc-pack and BUILD_DIR/fixtures (make test makes both; VITCC_FIXTURES
+# Needs BUILD_DIR/bin/vitcc-pack, vitcc-run and BUILD_DIR/fixtures (make test makes them; VITCC_FIXTURES
 # overrides the latter). Environment: CXX (default g++), VITCC_MEMORY_FLAGS (default
 # "-O2 -DNDEBUG -march=native", vitcc-run's flags).
 set -euo pipefail
@@ -13,11 +13,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
 out=${2:-$root/docs/MEMORY.md}
 pack=$build/bin/vitcc-pack
+run=$build/bin/vitcc-run
 fixtures=${VITCC_FIXTURES:-$build/fixtures}
 cxx=${CXX:-g++}
 flags=${VITCC_MEMORY_FLAGS:--O2 -DNDEBUG -march=native}
 python=/usr/bin/python3
-[ -x "$pack" ] || { echo "memory_report: no $pack (build first)" >&2; exit 1; }
+[ -x "$pack" ] && [ -x "$run" ] || { echo "memory_report: no $pack or $run (build first)" >&2; exit 1; }
 [ -f "$fixtures/manifest.json" ] || { echo "memory_report: no $fixtures/manifest.json (run make test first)" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -52,17 +53,20 @@ for entry in "${models[@]}"; do
     -o "$work/$name/probe" -pthread 2> "$work/$name/time.log" || { cat "$work/$name/time.log" >&2; exit 1; }
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/$name/time.log")
   rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/$name/time.log")
-  probe=$("$work/$name/probe" "$work/$name/$name.vitcc")
-  rows+=("$("$python" - "$work/$name/$name.json" "$probe" "$wall" "$rss_kb" <<'PY'
+  # The config as vitcc-run's checked reader sees it (never parsed here): the blob it names, stats.
+  info=$("$run" "$work/$name/$name.json" --info)
+  blob=$("$python" -c 'import json, sys; print(json.loads(sys.argv[1])["blob"]["path"])' "$info")
+  probe=$("$work/$name/probe" "$blob")
+  rows+=("$("$python" - "$info" "$probe" "$wall" "$rss_kb" <<'PY'
 import json, sys
-j = json.load(open(sys.argv[1]))
+j = json.loads(sys.argv[1])
 probe = dict(kv.split('=') for kv in sys.argv[2].split())
 m, s = sys.argv[3].split(':')[-2:]
 secs = int(m) * 60 + float(s)
 st = j['stats']
 assert int(probe['workspace_bytes']) == st['workspace_bytes'], 'workspace differs from the JSON'
 def mib(b): return f'{b / 2**20:.2f} MiB'
-print(f"| {j['name'].split('_op')[0]} | {j['architecture']} | {j['input']['shape'][2]}x{j['input']['shape'][3]} "
+print(f"| {j['name'].split('_op')[0]} | {j['architecture']} | {j['input_shape'][2]}x{j['input_shape'][3]} "
       f"| {st['parameters'] / 1e6:.2f} M | {st['weight_bytes']:,} ({mib(st['weight_bytes'])}) "
       f"| {st['workspace_bytes']:,} ({mib(st['workspace_bytes'])}) | {int(probe['forward_stack_bytes']):,} "
       f"| {secs:.1f} s | {int(sys.argv[4]) / 1024:.0f} MiB |")
@@ -70,11 +74,13 @@ PY
 )")
 done
 
-# The Cortex-M7 example, built and run under QEMU (skipped without the ARM toolchain).
-m7=""
+# The Cortex-M example, built and run under QEMU for the M7 and the M4F (skipped without the ARM toolchain).
+m7="" m4f=""
 if command -v arm-none-eabi-g++ >/dev/null && command -v qemu-system-arm >/dev/null; then
   echo "memory_report: cortex-m7 example" >&2
-  m7=$(bash "$root/examples/cortex-m7/run_test.sh" "$pack" "$python" "$work/cortex-m7" 2>&1) || { echo "$m7" >&2; exit 1; }
+  m7=$(bash "$root/examples/cortex-m7/run_test.sh" "$pack" "$python" "$work/cortex-m7" m7 2>&1) || { echo "$m7" >&2; exit 1; }
+  echo "memory_report: cortex-m4f example" >&2
+  m4f=$(bash "$root/examples/cortex-m7/run_test.sh" "$pack" "$python" "$work/cortex-m4f" m4f 2>&1) || { echo "$m4f" >&2; exit 1; }
 fi
 
 {
@@ -84,7 +90,7 @@ fi
 Produced by \`tools/memory_report.sh\` (do not edit by hand; re-run it). For each model of the test
 fixture set (one export per model, ImageNet-size inputs, random weights), packed by \`vitcc-pack\`:
 
-- **weights**: the blob (\`NAME.vitcc\`, \`stats.weight_bytes\` in \`NAME.json\`, \`NAME_BLOB_BYTES\` of
+- **weights**: the blob (\`NAME.<checksum>.vitcc\`, \`stats.weight_bytes\` in \`NAME.json\`, \`NAME_BLOB_BYTES\` of
   \`--emit-c-array\` / \`--emit-object\`). \`forward()\` reads it in place: a mapped file, flash, or an
   array linked into the program. It is never copied.
 - **workspace**: \`Model::workspace_bytes\` (= \`vitcc::workspace_bytes<Model>\`, a \`constexpr\`; also
@@ -105,6 +111,17 @@ object itself holds the weight views: a few hundred bytes).
 |---|---|---|---|---|---|---|---|---|
 EOF2
   printf '%s\n' "${rows[@]}"
+  cat <<EOF2
+
+EfficientViT's workspace over time (224x224, one worker; the figures of the earlier layouts are those
+this table showed then):
+
+| layout | M0 (bytes) | M5 (bytes) |
+|---|---|---|
+| four copies of the largest map (issue 3) | 5.5 MB | 11.0 MB |
+| two activation maps, an FFN hidden map, the patch-merging map and a scratch slice, each sized for its own largest use (issue 3, last stop) | 1,130,176 | 3,325,376 |
+| the patch-embedding and stage phases laid over each other, so the maps take the largest set ever live at once (the first two patch-embedding outputs) plus the scratch slice (issue 10) | see the table above | see the table above |
+EOF2
   if [ -n "$m7" ]; then
     cat <<EOF2
 
@@ -120,11 +137,29 @@ weights and lives in flash, \`.bss\` holds the static workspace):
 $(grep -E '^\.(text|rodata|data|bss) ' <<<"$m7")
 \`\`\`
 
-Its own report and its agreement with PyTorch:
+Its own report, the instructions one forward pass executes (the firmware counts SysTick ticks under
+\`qemu-system-arm -icount shift=0\`, calibrated on a loop of known length) and its agreement with
+PyTorch:
 
 \`\`\`
-$(grep -E '^model tiny_vit|^cortex-m7 vs PyTorch' <<<"$m7")
+$(grep -E '^model tiny_vit|^forward instructions|^m7 vs PyTorch' <<<"$m7")
 \`\`\`
+
+The same firmware for a Cortex-M4F (\`-mcpu=cortex-m4 -mfpu=fpv4-sp-d16\`: a single-precision FPU,
+so double arithmetic would run in software), under \`qemu-system-arm -M mps2-an386\`:
+
+\`\`\`
+$(grep -E '^\.(text|rodata|data|bss) ' <<<"$m4f")
+$(grep -E '^forward instructions|^m4f vs PyTorch' <<<"$m4f")
+\`\`\`
+
+Instructions per inference, before and after the scalar path became fp32 (issue 18; the "before"
+figures were measured the same way on the double-accumulating kernels of commit 2a1c7dc):
+
+| scalar path | Cortex-M7 | Cortex-M4F |
+|---|---|---|
+| double accumulation (the test oracle, which was also the product's scalar path) | 16,691,923 | 292,881,344 |
+| fp32, 4x4 register tile, fp::madd (VFMA.F32) | see above | see above |
 EOF2
   fi
 } > "$out.tmp"

@@ -1,10 +1,11 @@
-// A firmware-style program for a Cortex-M7 without an operating system or a file system: a tiny
-// ViT whose weights are compiled in (vitcc-pack --emit-c-array, in flash as .rodata) and whose
+// A firmware-style program for a Cortex-M7 (or M4F) without an operating system or a file system: a
+// tiny ViT whose weights are compiled in (vitcc-pack --emit-c-array, in flash as .rodata) and whose
 // workspace is a static array sized by the model's constexpr. It classifies one image (linked in
 // by input.s) and prints, through semihosting, the logits as exact float bit patterns, the stack
-// the forward pass used, and the memory it needed.
+// the forward pass used, the memory it needed, and the instructions one forward pass executed.
 //
-// Built by the Makefile next to it; run under `qemu-system-arm -M mps2-an500 -semihosting`.
+// Built by the Makefile next to it; run under `qemu-system-arm -M mps2-an500 -semihosting -icount
+// shift=0` (or -M mps2-an386 for the M4F build).
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -47,6 +48,37 @@ __attribute__((noinline)) std::size_t stack_used(const void* top) {
 
 __attribute__((noinline)) void run_forward() { model.forward(vitcc_example_input, logits, workspace); }
 
+// Instructions executed, counted with SysTick. Under QEMU's -icount the virtual clock advances a
+// fixed time per instruction, and SysTick counts that clock (at the board's CPU clock), so ticks are
+// proportional to instructions. The ratio is measured on a loop of known length (two instructions an
+// iteration), so the count does not depend on the board's clock or the -icount shift. On real
+// hardware the same code counts cycles instead (then a ratio of 1 is the honest one).
+extern "C" volatile std::uint32_t systick_wraps;  // startup.c
+volatile std::uint32_t* const syst_csr = reinterpret_cast<volatile std::uint32_t*>(0xE000E010u);
+volatile std::uint32_t* const syst_rvr = reinterpret_cast<volatile std::uint32_t*>(0xE000E014u);
+volatile std::uint32_t* const syst_cvr = reinterpret_cast<volatile std::uint32_t*>(0xE000E018u);
+
+void ticks_start() {
+  *syst_csr = 0;
+  systick_wraps = 0;
+  *syst_rvr = 0x00FFFFFFu;
+  *syst_cvr = 0;
+  *syst_csr = 7;  // processor clock, interrupt on wrap, enabled
+}
+std::uint64_t ticks_stop() {
+  std::uint32_t wraps, value;
+  do {  // a wrap between the two reads would pair an old count with a new value
+    wraps = systick_wraps;
+    value = *syst_cvr;
+  } while (wraps != systick_wraps);
+  *syst_csr = 0;
+  return std::uint64_t(wraps) * 0x01000000u + (0x00FFFFFFu - value);
+}
+
+__attribute__((noinline)) void known_loop(std::uint32_t n) {
+  __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(n) : : "cc");
+}
+
 }  // namespace
 
 int main() {
@@ -67,6 +99,16 @@ int main() {
   run_forward();
   const std::size_t stack_bytes = stack_used(__builtin_frame_address(0));
 
+  constexpr std::uint32_t loop_iterations = 4000000;  // 8 M instructions
+  ticks_start();
+  known_loop(loop_iterations);
+  const std::uint64_t loop_ticks = ticks_stop();
+  ticks_start();
+  run_forward();
+  const std::uint64_t forward_ticks = ticks_stop();
+  const std::uint64_t loop_instructions = 2ull * loop_iterations;
+  const std::uint64_t instructions = forward_ticks * loop_instructions / (loop_ticks ? loop_ticks : 1);
+
   std::printf("model tiny_vit: %u weight bytes (in place: %s), %u workspace bytes, forward stack %u bytes\n",
               unsigned(TINY_VIT_BLOB_BYTES), in_place ? "yes" : "no", unsigned(Model::workspace_bytes),
               unsigned(stack_bytes));
@@ -75,6 +117,10 @@ int main() {
     std::memcpy(&bits, &logits[i], sizeof bits);
     std::printf("logit %u %08lx\n", unsigned(i), static_cast<unsigned long>(bits));
   }
+  // (newlib-nano's printf has neither floats nor long long: 32-bit integers only.)
+  std::printf("forward instructions %lu (SysTick: %lu ticks; a loop of %lu instructions took %lu ticks)\n",
+              static_cast<unsigned long>(instructions), static_cast<unsigned long>(forward_ticks),
+              static_cast<unsigned long>(loop_instructions), static_cast<unsigned long>(loop_ticks));
   std::printf("done\n");
   return in_place ? 0 : 1;
 }

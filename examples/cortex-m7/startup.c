@@ -1,6 +1,7 @@
-/* Start-up for the MPS2 AN500 board (Cortex-M7) under QEMU: a vector table holding the initial
-   stack pointer and the reset handler, which turns the FPU on and hands over to newlib's _start
-   (rdimon's crt0: zeroes .bss, sets up semihosting, runs constructors, calls main, exits). */
+/* Start-up for the MPS2 AN500 (Cortex-M7) and AN386 (Cortex-M4) boards under QEMU: a vector table
+   holding the initial stack pointer, the reset handler, which turns the FPU on and hands over to
+   newlib's _start (rdimon's crt0: zeroes .bss, sets up semihosting, runs constructors, calls main,
+   exits), and a SysTick handler that counts the counter's wraps (main.cpp's instruction count). */
 #include <stdint.h>
 
 extern void _start(void);
@@ -8,6 +9,7 @@ extern uint32_t __stack;
 
 void Reset_Handler(void);
 void Default_Handler(void);
+void SysTick_Handler(void);
 
 __attribute__((noreturn)) void Reset_Handler(void) {
   /* CPACR: full access to coprocessors 10 and 11 (the FPU) before any floating-point instruction. */
@@ -23,8 +25,11 @@ void Default_Handler(void) {
   for (;;) __asm__ volatile("bkpt #0");
 }
 
+volatile uint32_t systick_wraps;
+void SysTick_Handler(void) { ++systick_wraps; }
+
 __attribute__((section(".vectors"), used)) static void (*const vectors[16])(void) = {
     (void (*)(void))(&__stack), Reset_Handler,  Default_Handler, Default_Handler,
     Default_Handler,            Default_Handler, Default_Handler, 0, 0, 0, 0,
-    Default_Handler,            Default_Handler, 0,               Default_Handler, Default_Handler,
+    Default_Handler,            Default_Handler, 0,               Default_Handler, SysTick_Handler,
 };

@@ -1,8 +1,8 @@
 /* A C program (C11, compiled by `cc`) using a model through vitcc-compile's library and header.
    The demo model's weights come twice: linked in (vitcc-pack --emit-object, demo_blob.o) and read
-   from the .vitcc file; both must give PyTorch's logits, and a damaged, misaligned or missing blob
-   must be refused.
-   Usage: c_api_demo BLOB.vitcc INPUT.bin REFERENCE.bin */
+   from the .vitcc file the C header names (DEMO_BLOB_FILE, in the model's folder); both must give
+   PyTorch's logits, and a damaged, misaligned or missing blob must be refused.
+   Usage: c_api_demo MODEL_DIR INPUT.bin REFERENCE.bin */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,11 +54,13 @@ static int matches(const float* got, const float* ref, size_t n, const char* wha
 
 int main(int argc, char** argv) {
   if (argc != 4) {
-    fprintf(stderr, "usage: %s BLOB.vitcc INPUT.bin REFERENCE.bin\n", argv[0]);
+    fprintf(stderr, "usage: %s MODEL_DIR INPUT.bin REFERENCE.bin\n", argv[0]);
     return 2;
   }
   size_t blob_size = 0, in_size = 0, ref_size = 0;
-  unsigned char* file_blob = read_file(argv[1], &blob_size);
+  char blob_path[4096];
+  snprintf(blob_path, sizeof blob_path, "%s/%s", argv[1], DEMO_BLOB_FILE);
+  unsigned char* file_blob = read_file(blob_path, &blob_size);
   float* image = (float*)read_file(argv[2], &in_size);
   float* reference = (float*)read_file(argv[3], &ref_size);
   if (!file_blob || !image || !reference) {
@@ -75,26 +77,27 @@ int main(int argc, char** argv) {
   static _Alignas(64) unsigned char workspace[DEMO_WORKSPACE_BYTES];
   float linked_out[DEMO_OUTPUT_FLOATS], file_out[DEMO_OUTPUT_FLOATS];
 
-  EXPECT(demo_forward(image, linked_out, workspace) == -1, "forward before any bind must fail");
+  const size_t ws = sizeof workspace;
+  EXPECT(demo_forward(image, linked_out, workspace, ws) == DEMO_ERR_NOT_BOUND, "forward before any bind must fail");
 
   /* 1. Weights linked into the program. */
   EXPECT(((size_t)demo_blob) % 64 == 0, "linked-in blob at %p is not 64-byte aligned", (const void*)demo_blob);
   int rc = demo_bind(demo_blob, DEMO_BLOB_BYTES);
   EXPECT(rc == 0, "bind(linked-in blob) = %d: %s", rc, demo_last_error());
-  EXPECT(demo_forward(image, linked_out, workspace) == 0, "forward failed");
+  EXPECT(demo_forward(image, linked_out, workspace, ws) == 0, "forward failed");
   EXPECT(matches(linked_out, reference, DEMO_OUTPUT_FLOATS, "linked-in weights:"), "output differs from PyTorch");
 
   /* 2. Weights read from the file: the same bits. */
   rc = demo_bind(file_blob, blob_size);
   EXPECT(rc == 0, "bind(file blob) = %d: %s", rc, demo_last_error());
-  EXPECT(demo_forward(image, file_out, workspace) == 0, "forward failed");
+  EXPECT(demo_forward(image, file_out, workspace, ws) == 0, "forward failed");
   EXPECT(memcmp(linked_out, file_out, sizeof file_out) == 0, "linked-in and file weights give different outputs");
 
   /* 3. Refusals. A damaged byte in the last tensor: the checksum catches it. */
   file_blob[blob_size - 4] ^= 0x40;
   rc = demo_bind(file_blob, blob_size);
   EXPECT(rc != 0 && strstr(demo_last_error(), "checksum") != NULL, "damaged blob: bind = %d (%s)", rc, demo_last_error());
-  EXPECT(demo_forward(image, file_out, workspace) == -1, "forward after a refused bind must fail");
+  EXPECT(demo_forward(image, file_out, workspace, ws) == DEMO_ERR_NOT_BOUND, "forward after a refused bind must fail");
   file_blob[blob_size - 4] ^= 0x40;
   memmove(file_blob + 16, file_blob, blob_size);
   rc = demo_bind(file_blob + 16, blob_size);
@@ -103,8 +106,11 @@ int main(int argc, char** argv) {
   EXPECT(rc != 0, "null blob: bind = %d", rc);
   rc = demo_bind(demo_blob, DEMO_BLOB_BYTES);
   EXPECT(rc == 0, "re-bind: %s", demo_last_error());
-  EXPECT(demo_forward(image, file_out, workspace + 8) == -1, "misaligned workspace must be refused");
-  EXPECT(demo_forward(image, file_out, NULL) == -1, "null workspace must be refused");
+  EXPECT(demo_forward(image, file_out, workspace + 8, ws - 8) == DEMO_ERR_MISALIGNED, "misaligned workspace must be refused");
+  EXPECT(demo_forward(image, file_out, NULL, ws) == DEMO_ERR_NULL_POINTER, "null workspace must be refused");
+  EXPECT(demo_forward(NULL, file_out, workspace, ws) == DEMO_ERR_NULL_POINTER, "null image must be refused");
+  EXPECT(demo_forward(image, file_out, workspace, ws - 64) == DEMO_ERR_WORKSPACE_TOO_SMALL,
+         "a workspace short of DEMO_WORKSPACE_BYTES must be refused");
 
   free(file_blob);
   free(image);

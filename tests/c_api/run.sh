@@ -19,4 +19,4 @@ cc -std=c11 -O2 -Wall -Wextra -Werror -I"$out/lib" -I"$out/model" "$src/tests/c_
   "$out/model/demo_blob.o" -L"$out/lib" -ldemo -lm -o "$out/c_api_demo"
 # No C++ runtime behind a C program's back.
 if nm -u "$out/lib/libdemo.a" | grep -E "_Z|__cxa|__gxx" ; then echo "FAIL: libdemo.a needs the C++ runtime"; exit 1; fi
-"$out/c_api_demo" "$out/model/demo.vitcc" "$src/demo/input.bin" "$src/demo/reference.bin"
+"$out/c_api_demo" "$out/model" "$src/demo/input.bin" "$src/demo/reference.bin"

@@ -1,7 +1,9 @@
-// Usage: consumer BLOB INPUT.bin REFERENCE.bin -- runs the demo model through the installed headers.
+// Usage: consumer MODEL_DIR INPUT.bin REFERENCE.bin -- runs the demo model through the installed
+// headers, on the blob in MODEL_DIR that its generated header names.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "demo.hpp"
@@ -22,7 +24,8 @@ int main(int argc, char** argv) {
     return p;
   };
   std::size_t nb = 0, ni = 0, nr = 0;
-  unsigned char* blob = slurp(argv[1], nb);
+  const std::string blob_path = std::string(argv[1]) + "/" + vitcc_models::demo::blob_file;
+  unsigned char* blob = slurp(blob_path.c_str(), nb);
   auto* in = reinterpret_cast<float*>(slurp(argv[2], ni));
   auto* ref = reinterpret_cast<float*>(slurp(argv[3], nr));
   if (!blob || !in || !ref || ni != Model::input_floats * 4 || nr != Model::output_floats * 4) return 2;

@@ -16,7 +16,7 @@ execute_process(COMMAND ${CMAKE_COMMAND} --build ${cbuild} RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "building the consumer failed")
 endif()
-execute_process(COMMAND ${cbuild}/consumer ${DEMO_MODEL}/demo.vitcc ${SRC}/demo/input.bin ${SRC}/demo/reference.bin
+execute_process(COMMAND ${cbuild}/consumer ${DEMO_MODEL} ${SRC}/demo/input.bin ${SRC}/demo/reference.bin
   RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "the consumer's output does not match the reference")

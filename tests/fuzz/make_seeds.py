@@ -295,14 +295,15 @@ def main():
             if f.endswith('.onnx') and os.path.getsize(p) < 600000:
                 shutil.copy(p, os.path.join(a.out, 'onnx', 'bad_' + f))
 
-    with open(os.path.join(a.demo_model, 'demo.vitcc'), 'rb') as f:
+    with open(os.path.join(a.demo_model, 'demo.json')) as f:
+        cfg = json.load(f)
+    # The blob the config names (demo.<checksum>.vitcc); our own freshly packed output.
+    with open(os.path.join(a.demo_model, os.path.basename(cfg['blob']['file'])), 'rb') as f:
         blob = f.read()
     write(os.path.join(a.out, 'blob', 'demo.vitcc'), blob)
     write(os.path.join(a.out, 'blob', 'header_only'), blob[:64])
     write(os.path.join(a.out, 'blob', 'table_only'), blob[:4096])
 
-    with open(os.path.join(a.demo_model, 'demo.json')) as f:
-        cfg = json.load(f)
     write(os.path.join(a.out, 'config', 'demo.json'), json.dumps(cfg, indent=2).encode())
     edits = {
         'no_self_check': lambda c: c.pop('self_check'),

@@ -18,10 +18,10 @@
 #include <vector>
 
 #include "artifacts.hpp"
-#include "config.hpp"
 #include "demo.hpp"
 #include "error.hpp"
 #include "image_preprocess.hpp"
+#include "model_config.hpp"
 #include "onnx_graph.hpp"
 #include "tensor_io.hpp"
 #include "vitcc/io/blob_reader.hpp"
@@ -48,6 +48,14 @@ bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
+std::string demo_json() { return slurp(VITCC_DEMO_MODEL_DIR "/demo.json"); }
+
+// The demo model's config, as the tools read it: the blob and header files it names.
+const tools::ModelConfig& demo_config() {
+  static const tools::ModelConfig c = tools::parse_model_config(demo_json(), "demo.json");
+  return c;
+}
+
 // A scratch folder per test process.
 const fs::path& scratch() {
   static const fs::path dir = [] {
@@ -70,7 +78,7 @@ struct Blob {
   std::size_t size = 0;
 
   Blob() {
-    const std::string b = slurp(VITCC_DEMO_MODEL_DIR "/demo.vitcc");
+    const std::string b = slurp(VITCC_DEMO_MODEL_DIR "/" + demo_config().blob_file);
     bytes.assign(b.begin(), b.end());
   }
   ~Blob() { std::free(mem); }
@@ -233,15 +241,46 @@ void expect_refusal(const std::string& path, const std::vector<std::string>& wor
 
 // ---------------------------------------------------------------------------------------- config
 
-std::string demo_json() { return slurp(VITCC_DEMO_MODEL_DIR "/demo.json"); }
-
 std::string config_error(const std::string& text) {
   try {
-    run::parse_run_config(text, "m.json");
+    tools::parse_model_config(text, "m.json");
   } catch (const std::runtime_error& e) {
     return e.what();
   }
   return "";
+}
+
+// A copy of the demo model's folder (config, blob, config header) in the scratch folder, with
+// `text` as its config: load_model_config's refusal, or "" when it accepts. `prepare` may change
+// the folder's files first.
+template <class Prepare>
+std::string folder_error(const std::string& case_name, const std::string& text, Prepare prepare) {
+  const fs::path dir = scratch() / ("config-" + case_name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const std::string& f : {demo_config().blob_file, demo_config().header_file})
+    fs::copy_file(fs::path(VITCC_DEMO_MODEL_DIR) / f, dir / f);
+  spit((dir / "m.json").string(), text);
+  prepare(dir);
+  const std::string path = (dir / "m.json").string();
+  try {
+    tools::load_model_config(path);
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    CHECK(msg.rfind(path + ": ", 0) == 0);  // names the file first
+    CHECK(msg.find('\n') == std::string::npos);
+    return msg;
+  }
+  return "";
+}
+std::string folder_error(const std::string& case_name, const std::string& text) {
+  return folder_error(case_name, text, [](const fs::path&) {});
+}
+
+void expect_folder_refusal(const std::string& msg, const std::string& words) {
+  INFO("message: ", msg);
+  REQUIRE(!msg.empty());
+  CHECK(contains(msg, words));
 }
 
 // demo.json with one field replaced (a JSON pointer and the new value as JSON text).
@@ -256,6 +295,7 @@ void expect_config_refusal(const std::string& text, const std::string& words) {
   INFO("message: ", msg);
   REQUIRE(!msg.empty());
   CHECK(msg.rfind("m.json: ", 0) == 0);
+  CHECK(msg.find('\n') == std::string::npos);  // one line, even when the field held a newline
   CHECK(contains(msg, words));
 }
 
@@ -375,10 +415,10 @@ TEST_CASE("blob: wrong magic, version, endianness, header, checksum") {
     std::memcpy(b.bytes.data(), "GGUF\0\0\0\0", 8);
     expect(b.open(), Errc::bad_magic, "bad magic");
   }
-  SUBCASE("B11 format version 2") {
+  SUBCASE("B11 format version 3") {
     Blob b;
-    Blob::put_u32(b.bytes.data() + 8, 2);
-    expect(b.open(), Errc::bad_version, "format version 2, this reader supports 1");
+    Blob::put_u32(b.bytes.data() + 8, 3);
+    expect(b.open(), Errc::bad_version, "format version 3, this reader supports 1 to 2");
   }
   SUBCASE("B12 written big endian") {
     Blob b;
@@ -449,6 +489,30 @@ TEST_CASE("blob: wrong dtype or rank, and dimensions that overflow size arithmet
     Blob::put_u64(e + 80, std::uint64_t(1) << 63);
     b.seal();
     expect(b.open(), Errc::bad_tensor_entry, "tensor 'norm.weight' records 384 bytes");
+  }
+  SUBCASE("B22 a bfloat16 tensor in a version-1 blob (the dtype came with version 2)") {
+    Blob b;
+    Blob::put_u32(b.bytes.data() + 8, 1);
+    unsigned char* e = b.entry("norm.weight");
+    Blob::put_u32(e + 64, 3);
+    Blob::put_u64(e + 120, 192);  // the bytes a bfloat16 [96] needs
+    b.seal();
+    expect(b.open(), Errc::bad_tensor_entry, "tensor 'norm.weight' has unknown dtype 3 (format version 1)");
+  }
+  SUBCASE("B23 an int8 tensor in the float32 packed layout") {
+    Blob b;
+    unsigned char* e = b.entry("head.weight");
+    Blob::put_u32(e + 64, 4);
+    b.seal();
+    expect(b.open(), Errc::bad_tensor_entry, "tensor 'head.weight' has layout 1, unknown or not for dtype 4");
+  }
+  SUBCASE("B24 an int8 packed tensor whose bytes are those of float32") {
+    Blob b;
+    unsigned char* e = b.entry("head.weight");
+    Blob::put_u32(e + 64, 4);  // int8
+    Blob::put_u32(e + 68, 3);  // gemm_b16_k4
+    b.seal();
+    expect(b.open(), Errc::bad_tensor_entry, "tensor 'head.weight' records");
   }
 }
 
@@ -800,18 +864,19 @@ TEST_CASE("ONNX: integer arithmetic the folder and the interpreter compute on fi
 }
 
 // =============================================================================================
-TEST_CASE("JSON config (vitcc-run)") {
+TEST_CASE("JSON config (every tool: tools/common/model_config)") {
   CHECK(config_error(demo_json()) == "");  // the baseline
   SUBCASE("J1 not JSON") { expect_config_refusal("{\"format\": ", "not a valid JSON config"); }
   SUBCASE("J2 another format version") { expect_config_refusal(edited("/format_version", "2"), "not a vitcc config of format version 1"); }
   SUBCASE("J3 a header outside the config's folder") {
-    expect_config_refusal(edited("/header", "\"../../evil.hpp\""), "header: '../../evil.hpp' is not a plain file name");
+    expect_config_refusal(edited("/header", "\"../../evil.hpp\""), "header: \"../../evil.hpp\" is not a plain file name");
   }
   SUBCASE("J4 an absolute blob path") {
-    expect_config_refusal(edited("/blob/file", "\"/etc/passwd\""), "blob.file: '/etc/passwd' is not a plain file name");
+    expect_config_refusal(edited("/blob/file", "\"/etc/passwd\""), "blob.file: \"/etc/passwd\" is not a plain file name");
   }
   SUBCASE("J5 a name that would inject code into the runner's translation unit") {
-    expect_config_refusal(edited("/name", "\"demo\\n#include </etc/shadow>\""), "name: expected 1 to 64 letters");
+    expect_config_refusal(edited("/name", "\"demo\\n#include </etc/shadow>\""),
+                          "name: \"demo\\n#include </etc/shadow>\" is not a model name: expected 1 to 64 letters");
   }
   SUBCASE("J6 a malformed config hash") {
     expect_config_refusal(edited("/config_hash", "\"0x12\\nint x;\""), "config_hash: expected \"0x\" followed by 16 hex digits");
@@ -836,6 +901,89 @@ TEST_CASE("JSON config (vitcc-run)") {
     nlohmann::json j = nlohmann::json::parse(demo_json());
     j.erase("blob");
     expect_config_refusal(j.dump(), "blob: missing");
+  }
+  // vitcc-compile names its outputs DIR/NAME.h, DIR/libNAME.a, DIR/NAME_capi.cpp: a name is a file stem.
+  SUBCASE("J14 a name climbing out of vitcc-compile's output folder") {
+    expect_config_refusal(edited("/name", "\"../../x\""), "name: \"../../x\" is not a model name: expected 1 to 64 letters");
+  }
+  SUBCASE("J15 a name with a slash") {
+    expect_config_refusal(edited("/name", "\"models/x\""), "name: \"models/x\" is not a model name");
+  }
+  SUBCASE("J16 a name of dots (a hidden file, the parent folder)") {
+    expect_config_refusal(edited("/name", "\"..\""), "name: \"..\" is not a model name: expected 1 to 64 letters, digits, '_', '-' or '.', not starting with '.'");
+  }
+  SUBCASE("J17 a name ending like a tagged file (NAME.<16 hex>)") {
+    expect_config_refusal(edited("/name", "\"demo.0123456789abcdef\""), "a name may not end in '.' and 16 hex digits");
+  }
+  SUBCASE("J18 a header with a quote and a newline (an #include that ends early)") {
+    expect_config_refusal(edited("/header", "\"demo.hpp\\\"\\n#include \\\"/etc/passwd.hpp\""),
+                          "header: \"demo.hpp\\\"\\n#include \\\"/etc/passwd.hpp\" is not a plain file name");
+  }
+  SUBCASE("J19 a header that is not a .hpp file") {
+    expect_config_refusal(edited("/header", "\"demo.json\""), "header: \"demo.json\" is not a plain file name in the config's folder (1 to 255 letters, digits, '_', '-' or '.', not starting with '.', ending in .hpp)");
+  }
+  SUBCASE("J20 a blob path escaping the folder") {
+    expect_config_refusal(edited("/blob/file", "\"../other/demo.vitcc\""), "blob.file: \"../other/demo.vitcc\" is not a plain file name");
+  }
+  SUBCASE("J21 a blob file name with a quote (written into .incbin and C string literals)") {
+    expect_config_refusal(edited("/blob/file", "\"a\\\"b.vitcc\""), "blob.file: \"a\\\"b.vitcc\" is not a plain file name");
+  }
+  SUBCASE("J22 an architecture that would end the C header's comment") {
+    expect_config_refusal(edited("/architecture", "\"vit */ int x; /*\""), "architecture: \"vit */ int x; /*\" is not an architecture");
+  }
+  SUBCASE("J23 a workspace size that is not an unsigned integer (a #define of the C header)") {
+    expect_config_refusal(edited("/stats/workspace_bytes", "\"1u; int x\""), "stats.workspace_bytes: expected an unsigned integer");
+  }
+  SUBCASE("J24 blob bytes as a float") {
+    expect_config_refusal(edited("/blob/bytes", "1e30"), "blob.bytes: expected an unsigned integer");
+  }
+  SUBCASE("J25 a malformed header checksum") {
+    expect_config_refusal(edited("/header_checksum", "\"0xabc\""), "header_checksum: expected \"0x\" followed by 16 hex digits");
+  }
+}
+
+TEST_CASE("JSON config: the files it names (load_model_config)") {
+  const std::string& blob = demo_config().blob_file;
+  const std::string& header = demo_config().header_file;
+  CHECK(folder_error("ok", demo_json()) == "");  // the baseline: a copy of the demo folder
+  SUBCASE("J26 a blob that is a symbolic link out of the folder") {
+    const std::string msg = folder_error("blob-link", demo_json(), [&](const fs::path& d) {
+      fs::remove(d / blob);
+      fs::create_symlink(fs::path(VITCC_DEMO_MODEL_DIR) / blob, d / blob);
+    });
+    expect_folder_refusal(msg, "blob.file: '" + blob + "' leads outside the config's folder");
+  }
+  SUBCASE("J27 a header that is a symbolic link out of the folder") {
+    const std::string msg = folder_error("header-link", demo_json(), [&](const fs::path& d) {
+      fs::remove(d / header);
+      fs::create_symlink(fs::path(VITCC_DEMO_MODEL_DIR) / header, d / header);
+    });
+    expect_folder_refusal(msg, "header: '" + header + "' leads outside the config's folder");
+  }
+  SUBCASE("J28 a missing blob") {
+    const std::string msg = folder_error("no-blob", demo_json(), [&](const fs::path& d) { fs::remove(d / blob); });
+    expect_folder_refusal(msg, "blob.file: its weight blob");
+    expect_folder_refusal(msg, "is missing");
+  }
+  SUBCASE("J29 a blob that is a folder") {
+    const std::string msg = folder_error("blob-dir", demo_json(), [&](const fs::path& d) {
+      fs::remove(d / blob);
+      fs::create_directory(d / blob);
+    });
+    expect_folder_refusal(msg, "is not a regular file");
+  }
+  SUBCASE("J30 a blob of another size than the config records (a blob from another pack)") {
+    const std::string msg = folder_error("blob-size", demo_json(), [&](const fs::path& d) {
+      std::ofstream(d / blob, std::ios::binary | std::ios::app) << std::string(64, '\0');
+    });
+    expect_folder_refusal(msg, "blob.bytes: the config records");
+  }
+  SUBCASE("J31 a header that is not the one the config records (a header from another pack)") {
+    const std::string msg = folder_error("header-other", demo_json(), [&](const fs::path& d) {
+      std::ofstream(d / header, std::ios::app) << "// edited\n";
+    });
+    expect_folder_refusal(msg, "header_checksum: ");
+    expect_folder_refusal(msg, "(a header from another pack?)");
   }
 }
 

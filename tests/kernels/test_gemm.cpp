@@ -1,6 +1,8 @@
 #include <vitcc/kernels/gemm.hpp>
 
 #include <array>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "kernel_test_support.hpp"
@@ -17,7 +19,20 @@ struct GemmCase {
   bool bias = false;
   Activation act = Activation::none;
   enum class Add { none, separate, alias_c } add = Add::none;
+  bool bf16 = false;  // B as bfloat16 (pack_b_bf16), float32 arithmetic
 };
+
+// bfloat16 rounding as the format defines it (nearest, ties to even), written here from the bits.
+float round_to_bf16(float x) {
+  std::uint32_t u;
+  std::memcpy(&u, &x, 4);
+  const std::uint32_t lower = u & 0xFFFFu, upper = u >> 16;
+  const std::uint32_t up = lower > 0x8000u || (lower == 0x8000u && (upper & 1u)) ? 1u : 0u;
+  u = (upper + up) << 16;
+  float y;
+  std::memcpy(&y, &u, 4);
+  return y;
+}
 
 // The independent definition: an unpacked row-major B, double accumulation, the epilogue spelled out.
 // mag receives sum |terms| per element, the scale of a float summation's rounding error.
@@ -61,6 +76,12 @@ void run_case(const GemmCase& g, std::uint64_t seed) {
   rng.fill(b.data(), b.size());
   Buffer packed(packed_b_floats(g.k, g.n));
   pack_b(b.data(), g.n, g.k, g.n, packed.data());
+  std::vector<std::uint16_t> packed16;
+  if (g.bf16) {
+    packed16.assign(packed_b_bf16_elements(g.k, g.n) + 32, 0xDEADu);  // 32 guard elements past the end
+    pack_b_bf16(packed.data(), g.k, g.n, packed16.data());
+    for (float& v : b) v = round_to_bf16(v);  // what the kernel multiplies by
+  }
   std::vector<float> bias(g.n);
   rng.fill(bias.data(), g.n);
 
@@ -86,6 +107,14 @@ void run_case(const GemmCase& g, std::uint64_t seed) {
     ep.ld_add = ldc;
     return ep;
   };
+  if (g.bf16) {
+    gemm<Arch>(g.m, g.n, g.k, a0, lda, packed16.data(), c.data(), ldc, epilogue(c.data()));
+    using vitcc::test::compare;
+    using vitcc::test::sum_mag_rel;
+    VITCC_CHECK_CLOSE(compare(c.data(), ldc, want.data(), g.n, g.m, g.n, 1e-5, mag.data(), sum_mag_rel));
+    CHECK(c.guard_intact());
+    return;
+  }
   gemm<Arch>(g.m, g.n, g.k, a0, lda, packed.data(), c.data(), ldc, epilogue(c.data()));
   ref::gemm(g.m, g.n, g.k, a0, lda, packed.data(), c_ref.data(), ldc, epilogue(c_ref.data()));
 
@@ -179,3 +208,44 @@ TEST_CASE_TEMPLATE_DEFINE("gemm: ViT-sized and long-K products", Arch, gemm_larg
   run_case<Arch>(GemmCase{13, 40, 4096, 0, 0, true, Activation::relu, GemmCase::Add::none}, 9);
 }
 TEST_CASE_TEMPLATE_APPLY(gemm_large, vitcc::test::kernel_archs);
+
+TEST_CASE("pack_b_bf16: pairs of k per column, rounded to nearest even, zero padding") {
+  const std::size_t k = 5, n = 20;  // odd K (one padded row of the pairs), two panels
+  std::vector<float> b(k * n);
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] = 1.0f + float(i) * 0.00390625f + 0.0009765625f;  // low bits set
+  std::vector<float> p(packed_b_floats(k, n));
+  pack_b(b.data(), n, k, n, p.data());
+  std::vector<std::uint16_t> h(packed_b_bf16_elements(k, n), 0xFFFFu);
+  CHECK(h.size() == 2 * 16 * 6);
+  pack_b_bf16(p.data(), k, n, h.data());
+  bool ok = true;
+  for (std::size_t panel = 0; panel < 2; ++panel)
+    for (std::size_t kk = 0; kk < 6; ++kk)
+      for (std::size_t jj = 0; jj < 16; ++jj) {
+        const std::size_t nn = panel * 16 + jj;
+        const float want = kk < k && nn < n ? round_to_bf16(b[kk * n + nn]) : 0.0f;
+        ok = ok && from_bf16(h[panel * 6 * 16 + (kk / 2) * 32 + jj * 2 + kk % 2]) == want;
+      }
+  CHECK(ok);
+  CHECK(round_to_bf16(1.0f + 0.00390625f * 0.5f) == 1.0f);            // a tie rounds to the even 1.0
+  CHECK(from_bf16(to_bf16(1.0f + 0.00390625f * 0.5f)) == 1.0f);
+  CHECK(from_bf16(to_bf16(1.0f + 0.00390625f * 1.5f)) == 1.0f + 0.0078125f);  // and this one up, to even
+}
+
+TEST_CASE_TEMPLATE_DEFINE("gemm with bfloat16 weights: odd K, every edge, the epilogue", Arch, gemm_bf16) {
+  std::uint64_t seed = 5000;
+  for (std::size_t m : {1, 3, 7, 13, 25})
+    for (std::size_t n : {1, 16, 17, 33, 48, 65})
+      for (std::size_t k : {1, 2, 3, 16, 17, 129}) {
+        GemmCase g{m, n, k};
+        g.bf16 = true;
+        g.bias = true;
+        g.act = (k % 2) ? Activation::gelu_erf : Activation::none;
+        g.add = (m % 2) ? GemmCase::Add::alias_c : GemmCase::Add::separate;
+        run_case<Arch>(g, seed++);
+      }
+  GemmCase big{197, 1152, 384, 0, 0, true, Activation::gelu_erf, GemmCase::Add::separate};
+  big.bf16 = true;
+  run_case<Arch>(big, 77);
+}
+TEST_CASE_TEMPLATE_APPLY(gemm_bf16, vitcc::test::kernel_archs);

@@ -55,7 +55,7 @@ void run_case(std::size_t c, std::size_t h, std::size_t w, std::size_t p, std::s
   std::vector<double> mag;
   const auto want = naive_conv(img.data(), c, h, w, p, weight, d, add.data(), ld_add, mag);
   Buffer out(patches * ld_out, 444.0f), scratch(patch_embed_scratch_floats(c, p));
-  patch_embed<Arch>(img.data(), c, h, w, p, packed.data(), d, add.data(), ld_add, out.data(), ld_out, scratch.data());
+  patch_embed<Arch>(img.data(), c, h, w, p, PackedB{packed.data()}, d, add.data(), ld_add, out.data(), ld_out, scratch.data());
   VITCC_CHECK_CLOSE(
       vitcc::test::compare(out.data(), ld_out, want.data(), d, patches, d, 1e-5, mag.data(), vitcc::test::sum_mag_rel));
   bool padding_intact = true;

@@ -2,7 +2,8 @@
 // neither. It also runs the model and checks it against PyTorch, so it is not only a compile test.
 // Built once per bundled model: VITCC_TEST_MODEL_HEADER names the header vitcc-pack generated,
 // VITCC_TEST_MODEL the model type in it.
-// Usage: test_{vit,evit}_no_exceptions BLOB INPUT.bin REFERENCE.bin
+// Usage: test_{vit,evit}_no_exceptions MODEL_DIR INPUT.bin REFERENCE.bin (the blob: the file in
+// MODEL_DIR that the generated header names, Model::config::blob_file)
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -25,7 +26,9 @@ static Model model;
 
 int main(int argc, char** argv) {
   if (argc != 4) return 2;
-  const long n = read_file(argv[1], blob, sizeof blob);
+  char blob_path[4096];
+  std::snprintf(blob_path, sizeof blob_path, "%s/%s", argv[1], Model::config::blob_file);
+  const long n = read_file(blob_path, blob, sizeof blob);
   if (n <= 0 || n == long(sizeof blob)) return 2;
   if (read_file(argv[2], input, sizeof input) != long(sizeof input)) return 2;
   if (read_file(argv[3], reference, sizeof reference) != long(sizeof reference)) return 2;

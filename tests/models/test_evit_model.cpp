@@ -26,7 +26,7 @@ using Cfg = vitcc_models::evit_demo;
 
 namespace {
 
-const std::string blob_path = VITCC_DEMO_MODEL_DIR "/evit_demo.vitcc";
+const std::string blob_path = std::string(VITCC_DEMO_MODEL_DIR "/") + Cfg::blob_file;  // the blob its header names
 const std::string input_path = VITCC_DEMO_DIR "/input.bin";
 const std::string reference_path = VITCC_DEMO_DIR "/evit_reference.bin";
 

@@ -32,7 +32,7 @@ static_assert(Vit<Cfg>::workspace_bytes_for(3) > Vit<Cfg>::workspace_bytes_for(2
 
 TEST_CASE_TEMPLATE("demo model: the same bits with 1, 2 and 3 workers", Arch, VITCC_MODEL_TEST_ARCHS) {
   using Model = Vit<Cfg, Arch>;
-  AlignedFile blob(VITCC_DEMO_MODEL_DIR "/demo.vitcc");
+  AlignedFile blob(std::string(VITCC_DEMO_MODEL_DIR "/") + Cfg::blob_file);
   BlobView view;
   REQUIRE(view.open(blob.data(), blob.size).ok());
   static Model model;
@@ -58,7 +58,7 @@ TEST_CASE_TEMPLATE("demo model: the same bits with 1, 2 and 3 workers", Arch, VI
 
 TEST_CASE("the threaded forward() makes no heap allocation") {
   using Model = Vit<Cfg>;
-  AlignedFile blob(VITCC_DEMO_MODEL_DIR "/demo.vitcc");
+  AlignedFile blob(std::string(VITCC_DEMO_MODEL_DIR "/") + Cfg::blob_file);
   BlobView view;
   REQUIRE(view.open(blob.data(), blob.size).ok());
   static Model model;

@@ -20,8 +20,11 @@ echo "$summary"
 for field in architecture parameters FLOPs weights workspace self-check; do
   grep -q "^$field\|^$field " <<<"$summary" || grep -q "$field" <<<"$summary" || fail "--summary lacks $field"
 done
-[ -f "$out/m/demo.vitcc" ] && [ -f "$out/m/demo.json" ] && [ -f "$out/m/demo.hpp" ] || fail "missing outputs"
-ls "$out/m" | grep -q tmp && fail "temporary files left behind"
+# The set: the config, the header to include, and the content-addressed blob and config header.
+[ -f "$out/m/demo.json" ] && [ -f "$out/m/demo.hpp" ] || fail "missing outputs: $(ls "$out/m")"
+[ "$(ls "$out/m" | grep -cE '^demo\.[0-9a-f]{16}\.vitcc$')" -eq 1 ] || fail "expected one demo.<checksum>.vitcc: $(ls "$out/m")"
+[ "$(ls "$out/m" | grep -cE '^demo\.[0-9a-f]{16}\.hpp$')" -eq 1 ] || fail "expected one demo.<hash>.hpp: $(ls "$out/m")"
+[ "$(ls -A "$out/m" | wc -l)" -eq 4 ] || fail "expected exactly four files: $(ls -A "$out/m")"
 
 # One image from a picture, with top-5.
 log=$("$run" "$out/m/demo.json" --input "$src/demo/input.png" --output "$out/png.npy")
@@ -52,5 +55,5 @@ expect_error "truncated.onnx" "$pack" "$out/truncated.onnx" -o "$out/bad"
 printf 'this is not an onnx file' > "$out/garbage.onnx"
 expect_error "garbage.onnx" "$pack" "$out/garbage.onnx" -o "$out/bad"
 expect_error "no such file" "$pack" "$out/missing.onnx" -o "$out/bad"
-[ ! -e "$out/bad/truncated.vitcc" ] && [ ! -e "$out/bad/garbage.json" ] || fail "a refused model left output files"
+[ ! -e "$out/bad" ] || [ -z "$(ls -A "$out/bad")" ] || fail "a refused model left output files: $(ls -A "$out/bad")"
 echo "run_demo: all checks passed"

@@ -143,8 +143,12 @@ def main():
                                stdout=subprocess.DEVNULL) != 0:
                 log('%s: vitcc-pack refused the model, skipped' % name)
                 continue
-        with open(cfg_path) as f:
-            cfg = json.load(f)
+        # The config as vitcc-run's checked reader sees it; this script never parses NAME.json.
+        info = subprocess.run([run, cfg_path, '--info'], capture_output=True, text=True)
+        if info.returncode != 0:
+            log('%s: %s' % (name, info.stderr.strip()))
+            continue
+        cfg = json.loads(info.stdout)
         # Compile the runner (cached) and check parity before any timing.
         tmp_out = os.path.join(build, 'compare-out.bin')
         rc, out, err, _ = run_measured([run, cfg_path, '--input', os.path.join(fdir, 'input.bin'), '--output', tmp_out,

@@ -12,9 +12,9 @@
 //   (glibc supports replacing its allocator this way). libstdc++'s operator new calls malloc, and its
 //   aligned operator new aligned_alloc, through these symbols, so new is counted too; so are glibc's
 //   own allocations (pthread_create, fopen, ...). free is glibc's: it releases what __libc_* returned.
-// - AddressSanitizer: the allocator belongs to the sanitizer, and replacing malloc would break its
-//   start-up and hide every heap error. Count through its allocation hook instead, which sees malloc
-//   and operator new alike (make test-sanitize).
+// - AddressSanitizer and ThreadSanitizer: the allocator belongs to the sanitizer, and replacing malloc
+//   would break its start-up (and hide every heap error). Count through its allocation hook instead,
+//   which sees malloc and operator new alike (make test-sanitize, make test-tsan).
 // Needs no exceptions and no RTTI: the runner is compiled with -fno-exceptions -fno-rtti.
 #pragma once
 #include <atomic>
@@ -22,10 +22,10 @@
 #include <cstddef>
 #include <cstdlib>  // defines __GLIBC__ on glibc
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define VITCC_DETAIL_COUNT_WITH_SANITIZER_HOOKS 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define VITCC_DETAIL_COUNT_WITH_SANITIZER_HOOKS 1
 #endif
 #endif
@@ -34,7 +34,7 @@
 #endif
 
 #if !VITCC_DETAIL_COUNT_WITH_SANITIZER_HOOKS && !defined(__GLIBC__)
-#error "malloc_counter.hpp counts allocations through glibc's __libc_* allocator or AddressSanitizer's hooks"
+#error "malloc_counter.hpp counts allocations through glibc's __libc_* allocator or a sanitizer's hooks"
 #endif
 
 namespace vitcc::tools::detail {

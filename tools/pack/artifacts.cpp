@@ -14,6 +14,7 @@
 #include "../common/names.hpp"
 #include "error.hpp"
 #include "vitcc/kernels/gemm.hpp"
+#include "vitcc/kernels/gemm_q8.hpp"
 
 namespace vitcc::pack {
 namespace {
@@ -183,9 +184,10 @@ std::vector<unsigned char> serialize_blob(const std::vector<BlobTensor>& tensors
   std::size_t offset = align(header);
   const std::size_t data_offset = offset;
   std::vector<std::size_t> offsets;
+  auto byte_count = [](const BlobTensor& t) { return t.dtype == blob::DType::f32 ? t.data.size() * sizeof(float) : t.raw.size(); };
   for (const BlobTensor& t : tensors) {
     offsets.push_back(offset);
-    offset = align(offset + t.data.size() * sizeof(float));
+    offset = align(offset + byte_count(t));
   }
   std::vector<unsigned char> bytes(offset, 0);
   unsigned char* p = bytes.data();
@@ -202,24 +204,89 @@ std::vector<unsigned char> serialize_blob(const std::vector<BlobTensor>& tensors
     if (t.name.size() >= blob::name_capacity) throw PackError("tensor name too long for the blob: " + t.name);
     if (t.dims.empty() || t.dims.size() > blob::max_rank) throw PackError("tensor '" + t.name + "' has an unsupported rank");
     std::memcpy(e, t.name.data(), t.name.size());
-    put_u32(e + 64, static_cast<std::uint32_t>(blob::DType::f32));
+    put_u32(e + 64, static_cast<std::uint32_t>(t.dtype));
     put_u32(e + 68, static_cast<std::uint32_t>(t.layout));
     put_u32(e + 72, static_cast<std::uint32_t>(t.dims.size()));
     for (std::size_t d = 0; d < t.dims.size(); ++d) put_u64(e + 80 + 8 * d, t.dims[d]);
     put_u64(e + 112, offsets[i]);
-    put_u64(e + 120, t.data.size() * sizeof(float));
+    put_u64(e + 120, byte_count(t));
     static_assert(sizeof(float) == 4, "blob floats are IEEE binary32");
     // Little-endian host assumed (x86-64, aarch64); the reader refuses anything else.
-    std::memcpy(p + offsets[i], t.data.data(), t.data.size() * sizeof(float));
+    if (t.dtype == blob::DType::f32) std::memcpy(p + offsets[i], t.data.data(), t.data.size() * sizeof(float));
+    else std::memcpy(p + offsets[i], t.raw.data(), t.raw.size());
   }
   put_u64(p + blob::checksum_offset, blob::checksum(p, bytes.size()));
   return bytes;
+}
+
+std::vector<BlobTensor> convert_precision(const std::vector<BlobTensor>& tensors, Precision p) {
+  if (p == Precision::fp32) return tensors;
+  std::vector<BlobTensor> out;
+  for (const BlobTensor& t : tensors) {
+    if (t.layout != blob::Layout::gemm_b16) {
+      out.push_back(t);
+      continue;
+    }
+    const std::size_t k = std::size_t(t.dims[0]), n = std::size_t(t.dims[1]);
+    if (p == Precision::bf16) {
+      BlobTensor w{t.name, blob::Layout::gemm_b16_k2, t.dims, {}, blob::DType::bf16, {}};
+      std::vector<std::uint16_t> h(kernels::packed_b_bf16_elements(k, n));
+      kernels::pack_b_bf16(t.data.data(), k, n, h.data());
+      w.raw.resize(h.size() * sizeof(std::uint16_t));
+      std::memcpy(w.raw.data(), h.data(), w.raw.size());
+      out.push_back(std::move(w));
+    } else {
+      const std::size_t np = kernels::q8_padded_n(n);
+      BlobTensor w{t.name, blob::Layout::gemm_b16_k4, t.dims, {}, blob::DType::i8, {}};
+      w.raw.resize(kernels::packed_b_q8_elements(k, n));
+      BlobTensor scale{t.name + "_scale", blob::Layout::plain, {np}, std::vector<float>(np), blob::DType::f32, {}};
+      std::vector<std::int32_t> colsum(np);
+      kernels::pack_b_q8(t.data.data(), k, n, reinterpret_cast<std::int8_t*>(w.raw.data()), scale.data.data(),
+                         colsum.data());
+      BlobTensor sums{t.name + "_colsum", blob::Layout::plain, {np}, {}, blob::DType::i32, {}};
+      sums.raw.resize(np * sizeof(std::int32_t));
+      std::memcpy(sums.raw.data(), colsum.data(), sums.raw.size());
+      out.push_back(std::move(w));
+      out.push_back(std::move(scale));
+      out.push_back(std::move(sums));
+    }
+  }
+  return out;
+}
+
+void test_step(const std::string& what) {
+  static int step = 0;
+  ++step;
+  const std::string line = std::to_string(step) + " " + what + "\n";
+  if (const char* log = std::getenv("VITCC_TEST_STEPS"); log && *log) {
+    const int fd = ::open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      (void)!::write(fd, line.data(), line.size());
+      ::close(fd);
+    }
+  }
+  const char* pause = std::getenv("VITCC_TEST_PAUSE_AT");
+  if (!pause || !*pause) return;
+  const std::string spec = pause;
+  const auto colon = spec.find(':');
+  if (colon == std::string::npos || std::atoi(spec.substr(0, colon).c_str()) != step) return;
+  const std::string marker = spec.substr(colon + 1);
+  const int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd >= 0) {
+    (void)!::write(fd, line.data(), line.size());
+    ::fsync(fd);
+    ::close(fd);
+  }
+  ::sleep(120);
+  ::_exit(99);  // never killed: a broken test; do not go on writing as if nothing happened
 }
 
 void write_file_atomically(const std::string& path, const void* bytes, std::size_t size) {
   // On Linux the data goes to an unnamed file in the target folder (O_TMPFILE), which gets a name
   // only once it is complete and synced: a crash or SIGKILL while writing leaves nothing behind.
   // Elsewhere (or on a file system without O_TMPFILE) a named temporary file, removed on errors.
+  // Either way the finished file is renamed over PATH; between naming and renaming (microseconds)
+  // a kill leaves PATH.tmp.PID, which the next vitcc-pack run into the folder removes.
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   const auto slash = path.find_last_of('/');
   const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
@@ -248,17 +315,12 @@ void write_file_atomically(const std::string& path, const void* bytes, std::size
     done += std::size_t(n);
   }
   if (::fsync(fd) != 0) give_up("cannot flush");
-  // Test hook (tests/hardening/kill_pack.sh): with the data written but not yet published, say so
-  // by creating the named marker file, then wait to be killed.
-  if (const char* marker = std::getenv("VITCC_TEST_PAUSE_BEFORE_PUBLISH"); marker && *marker) {
-    const int m = ::open(marker, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (m >= 0) ::close(m);
-    ::sleep(60);
-  }
+  test_step(path + ": written and synced" + (anonymous ? " to an unnamed file" : " to " + tmp) + ", not yet in place");
   if (anonymous) {
     const std::string proc = "/proc/self/fd/" + std::to_string(fd);
     ::unlink(tmp.c_str());  // a leftover of an earlier process with our pid
     if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0) give_up("cannot name the temporary file");
+    test_step(path + ": complete as " + tmp + ", not yet renamed over " + path);
   }
   if (::close(fd) != 0) {
     const std::string why = std::strerror(errno);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model_spec.hpp"
+#include "vitcc/core/precision.hpp"
 #include "vitcc/io/blob_format.hpp"
 #include "vitcc/models/vit.hpp"
 
@@ -17,8 +18,16 @@ struct BlobTensor {
   std::string name;
   blob::Layout layout = blob::Layout::plain;
   std::vector<std::uint64_t> dims;
-  std::vector<float> data;
+  std::vector<float> data;        // float32 tensors
+  blob::DType dtype = blob::DType::f32;
+  std::vector<unsigned char> raw;  // the bytes of every other dtype (bfloat16, int8, int32)
 };
+
+// The tensors of a model at precision p: every float32 matrix packed for the GEMM (layout
+// gemm_b16) becomes the GEMM weight of that precision (kernels/matmul.hpp): bfloat16 pairs, or int8
+// quads followed by NAME_scale and NAME_colsum, in the order Binder::packed(k, n, p, NAME) reads them.
+// Everything else (norms, biases, depthwise convs, positions) stays float32.
+std::vector<BlobTensor> convert_precision(const std::vector<BlobTensor>& tensors, Precision p);
 
 // Folds LayerScale into proj/fc2, class/register tokens into prefix_tokens, the patch conv bias
 // into the patches' positional rows, and packs every matrix for kernels::gemm. Tensor order is the
@@ -33,6 +42,14 @@ std::vector<unsigned char> serialize_blob(const std::vector<BlobTensor>& tensors
 // Writes `bytes` to `path` via a temporary file in the same folder and a rename, so that a reader
 // (or a crash) never sees a half-written file.
 void write_file_atomically(const std::string& path, const void* bytes, std::size_t size);
+
+// Test hook (tests/hardening/cli_hardening.sh): every moment at which vitcc-pack is about to change
+// the output folder, or holds a finished file not yet in place, calls test_step(what) first, and
+// steps are numbered from 1 in the order a run reaches them.
+//   VITCC_TEST_STEPS=FILE          appends "N what" to FILE at every step (a run's list of steps);
+//   VITCC_TEST_PAUSE_AT=N:MARKER   at step N writes "N what" to MARKER and waits to be killed (after
+//                                  120 s it exits with status 99 rather than go on writing).
+void test_step(const std::string& what);
 
 // Refuses (PackError naming `file`, the tensor and the element) weights that hold NaN or Inf:
 // a blob never carries them, so a device never has to check (docs/SECURITY.md).

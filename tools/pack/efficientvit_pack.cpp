@@ -204,7 +204,11 @@ PackedModel pack_efficientvit(const OnnxGraph& graph) {
   macs += c * dims.classes;
   m.parameters = params;
   m.flops = 2 * macs;
-  m.workspace_bytes = dims.workspace_floats() * sizeof(float);
+  m.workspace_bytes = [cfg](Precision p) {
+    EfficientVitDynamicConfig c = cfg;
+    c.precision = p;
+    return std::uint64_t(EvitDims::of(c).workspace_floats() * sizeof(float));
+  };
 
   char line[256];
   std::snprintf(line, sizeof line, "input        1x%zux%zux%zu; patch embedding 4 x (3x3 s2 conv) -> %zux%zu x %zu",
@@ -230,14 +234,20 @@ PackedModel pack_efficientvit(const OnnxGraph& graph) {
   std::snprintf(line, sizeof line, "layout       NHWC inside (1x1 convs as GEMMs on packed weights)");
   m.summary.push_back(line);
 
-  m.run_packed = [cfg, dims](const BlobView& blob, const float* input, float* output) -> Status {
+  m.run_packed = [cfg](const BlobView& blob, Precision p, const float* input, float* output) -> Status {
+    EfficientVitDynamicConfig c = cfg;
+    c.precision = p;
+    const EvitDims d = EvitDims::of(c);
     auto w = std::make_unique<EvitWeights>();
-    std::vector<EvitBlockWeights> blocks(std::size_t(cfg.depth[0] + cfg.depth[1] + cfg.depth[2]));
-    Status st = detail::bind_efficientvit(cfg, blob, *w, blocks.data());
+    std::vector<EvitBlockWeights> blocks(std::size_t(c.depth[0] + c.depth[1] + c.depth[2]));
+    Status st = detail::bind_efficientvit(c, blob, *w, blocks.data());
     if (!st.ok()) return st;
     std::unique_ptr<void, decltype(&std::free)> ws(
-        std::aligned_alloc(64, (dims.workspace_floats() * sizeof(float) + 63) / 64 * 64), &std::free);
-    detail::efficientvit_forward<default_arch>(cfg, *w, blocks.data(), input, output, static_cast<float*>(ws.get()));
+        std::aligned_alloc(64, (d.workspace_floats() * sizeof(float) + 63) / 64 * 64), &std::free);
+    with_precision(p, [&](auto P) {
+      detail::efficientvit_forward<default_arch, decltype(P)::value>(c, *w, blocks.data(), input, output,
+                                                                      static_cast<float*>(ws.get()));
+    });
     return st;
   };
   return m;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -30,11 +31,26 @@ struct PackedModel {
   std::vector<std::int64_t> output_shape;  // [1, ...] per image
   std::string output_kind;                 // "logits", "pooled", "tokens", ...
   std::string default_interpolation = "bicubic";
-  std::uint64_t parameters = 0, flops = 0, workspace_bytes = 0;
+  std::uint64_t parameters = 0, flops = 0;
   std::vector<std::string> summary;        // architecture-specific lines for --summary
-  // The library's forward pass with runtime shapes, on the packed blob: the self-check runs it.
-  std::function<Status(const BlobView& blob, const float* input, float* output)> run_packed;
+  // The workspace of the model at a precision.
+  std::function<std::uint64_t(Precision)> workspace_bytes;
+  // The library's forward pass with runtime shapes, at a precision, on the packed blob of that
+  // precision: the self-check runs it.
+  std::function<Status(const BlobView& blob, Precision precision, const float* input, float* output)> run_packed;
 };
+
+// Calls f(std::integral_constant<Precision, P>{}) for the P that p names: a run-time precision to the
+// compile-time one the model templates take.
+template <class F>
+decltype(auto) with_precision(Precision p, F&& f) {
+  switch (p) {
+    case Precision::bf16: return f(std::integral_constant<Precision, Precision::bf16>{});
+    case Precision::int8: return f(std::integral_constant<Precision, Precision::int8>{});
+    case Precision::fp32: break;
+  }
+  return f(std::integral_constant<Precision, Precision::fp32>{});
+}
 
 PackedModel pack_vit(const OnnxGraph& graph);
 PackedModel pack_efficientvit(const OnnxGraph& graph);

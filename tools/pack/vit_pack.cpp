@@ -61,7 +61,11 @@ PackedModel pack_vit(const OnnxGraph& graph) {
   const ModelStats st = vit_stats(s);
   m.parameters = st.parameters;
   m.flops = st.flops;
-  m.workspace_bytes = st.workspace_bytes;
+  m.workspace_bytes = [cfg](Precision p) {
+    VitDynamicConfig c = cfg;
+    c.precision = p;
+    return std::uint64_t(VitDims::of(c).workspace_floats() * sizeof(float));
+  };
 
   char line[256];
   std::snprintf(line, sizeof line, "input        1x%zux%zux%zu, patch %zu -> %zux%zu grid, %zu tokens (%s%lld register)",
@@ -79,14 +83,19 @@ PackedModel pack_vit(const OnnxGraph& graph) {
                 s.final_norm ? ", final norm" : "", s.fc_norm ? ", fc_norm" : "", output_name(s.output), out.c_str());
   m.summary.push_back(line);
 
-  m.run_packed = [cfg, dims](const BlobView& blob, const float* input, float* output) -> Status {
+  m.run_packed = [cfg](const BlobView& blob, Precision p, const float* input, float* output) -> Status {
+    VitDynamicConfig c = cfg;
+    c.precision = p;
+    const VitDims d = VitDims::of(c);
     VitWeights w;
-    std::vector<VitBlockWeights> blocks(dims.depth);
-    Status st = detail::bind_vit(cfg, blob, w, blocks.data());
+    std::vector<VitBlockWeights> blocks(d.depth);
+    Status st = detail::bind_vit(c, blob, w, blocks.data());
     if (!st.ok()) return st;
     std::unique_ptr<void, decltype(&std::free)> ws(
-        std::aligned_alloc(64, (dims.workspace_floats() * sizeof(float) + 63) / 64 * 64), &std::free);
-    detail::vit_forward<default_arch>(cfg, w, blocks.data(), input, output, static_cast<float*>(ws.get()));
+        std::aligned_alloc(64, (d.workspace_floats() * sizeof(float) + 63) / 64 * 64), &std::free);
+    with_precision(p, [&](auto P) {
+      detail::vit_forward<default_arch, decltype(P)::value>(c, w, blocks.data(), input, output, static_cast<float*>(ws.get()));
+    });
     return st;
   };
   return m;

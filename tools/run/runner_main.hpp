@@ -3,6 +3,7 @@
 // and talks to it over a fixed command line:
 //
 //   runner BLOB CHECKSUM CONFIG_HASH IN.raw OUT.raw IMAGES REPEAT THREADS
+//   runner --config-hash      (prints the compiled configuration's hash, "0x" + 16 hex digits)
 //
 // IN.raw holds IMAGES float32 CHW images; OUT.raw receives IMAGES outputs. The runner maps the blob
 // read-only (weights are used in place), checks it, binds it, and runs forward() once per image
@@ -45,6 +46,11 @@ inline bool read_all(const char* path, void* dst, std::size_t bytes) {
 template <class Model>
 int main(int argc, char** argv) {
   using Cfg = typename Model::config;
+  // vitcc-run asks a freshly compiled runner which configuration it holds before caching it.
+  if (argc == 2 && std::strcmp(argv[1], "--config-hash") == 0) {
+    std::printf("0x%016llx\n", static_cast<unsigned long long>(Cfg::config_hash));
+    return 0;
+  }
   if (argc != 9) {
     std::fprintf(stderr, "usage: %s BLOB CHECKSUM CONFIG_HASH IN.raw OUT.raw IMAGES REPEAT THREADS\n", argv[0]);
     return 2;

@@ -10,9 +10,11 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define VITCC_RESTRICT __restrict__
 #define VITCC_ALWAYS_INLINE inline __attribute__((always_inline))
+#define VITCC_ALWAYS_INLINE_LAMBDA __attribute__((always_inline))
 #else
 #define VITCC_RESTRICT
 #define VITCC_ALWAYS_INLINE inline
+#define VITCC_ALWAYS_INLINE_LAMBDA
 #endif
 
 // Fully unrolls the fixed-count loops over a microkernel's register tile. Without it GCC at -O2
@@ -27,6 +29,17 @@
 
 // Alignment of every tensor in a blob and of the workspace the caller provides.
 #define VITCC_ALIGNMENT 64
+
+// What the unchecked API (e.g. a model's void forward()) asserts about its arguments in debug builds
+// (no NDEBUG). Define it before including vitcc to route the check elsewhere (an RTOS's own assert).
+#ifndef VITCC_ASSERT
+#ifdef NDEBUG
+#define VITCC_ASSERT(condition) ((void)0)
+#else
+#include <cassert>
+#define VITCC_ASSERT(condition) assert(condition)
+#endif
+#endif
 
 // 1 where the target executes single- (F) / double-precision fused multiply-add in hardware
 // (core/fp.hpp: how kernels use it).

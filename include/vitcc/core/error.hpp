@@ -26,6 +26,8 @@ enum class Errc {
   layout_mismatch,
   shape_mismatch,
   non_finite,         // a weight is NaN or Inf (check_finite, an opt-in check at load)
+  not_bound,          // forward() on a model whose bind() did not succeed
+  workspace_too_small,
 };
 
 class Status {

@@ -8,7 +8,9 @@
 #include <initializer_list>
 
 #include "vitcc/core/error.hpp"
+#include "vitcc/core/precision.hpp"
 #include "vitcc/io/blob_reader.hpp"
+#include "vitcc/kernels/packed_b.hpp"
 
 namespace vitcc {
 
@@ -31,12 +33,13 @@ class Binder {
   {
     va_list args;
     va_start(args, name_format);
-    const float* p = lookup(blob::Layout::plain, dims, name_format, args);
+    char name[blob::name_capacity + 8];
+    std::vsnprintf(name, sizeof name, name_format, args);
     va_end(args);
-    return p;
+    return static_cast<const float*>(lookup(blob::Layout::plain, blob::DType::f32, dims, name));
   }
 
-  // A [k, n] matrix packed for kernels::gemm.
+  // A [k, n] matrix packed for kernels::gemm (float32).
   const float* packed(std::uint64_t k, std::uint64_t n, const char* name_format, ...) noexcept
 #if defined(__GNUC__) || defined(__clang__)
       __attribute__((format(printf, 4, 5)))
@@ -44,9 +47,39 @@ class Binder {
   {
     va_list args;
     va_start(args, name_format);
-    const float* p = lookup(blob::Layout::gemm_b16, {k, n}, name_format, args);
+    char name[blob::name_capacity + 8];
+    std::vsnprintf(name, sizeof name, name_format, args);
     va_end(args);
-    return p;
+    return static_cast<const float*>(lookup(blob::Layout::gemm_b16, blob::DType::f32, {k, n}, name));
+  }
+
+  // A [k, n] matrix packed for the GEMM of precision p (kernels/matmul.hpp): the weight itself, and
+  // at int8 also NAME_scale (float32) and NAME_colsum (int32), both padded to whole 16-column panels.
+  kernels::PackedB packed(std::uint64_t k, std::uint64_t n, Precision p, const char* name_format, ...) noexcept
+#if defined(__GNUC__) || defined(__clang__)
+      __attribute__((format(printf, 5, 6)))
+#endif
+  {
+    va_list args;
+    va_start(args, name_format);
+    char name[blob::name_capacity + 8];
+    std::vsnprintf(name, sizeof name, name_format, args);
+    va_end(args);
+    kernels::PackedB w;
+    if (p == Precision::fp32) {
+      w.data = lookup(blob::Layout::gemm_b16, blob::DType::f32, {k, n}, name);
+    } else if (p == Precision::bf16) {
+      w.data = lookup(blob::Layout::gemm_b16_k2, blob::DType::bf16, {k, n}, name);
+    } else {
+      w.data = lookup(blob::Layout::gemm_b16_k4, blob::DType::i8, {k, n}, name);
+      const std::uint64_t np = (n + blob::panel_cols - 1) / blob::panel_cols * blob::panel_cols;
+      char extra[blob::name_capacity + 16];
+      std::snprintf(extra, sizeof extra, "%s_scale", name);
+      w.scale = static_cast<const float*>(lookup(blob::Layout::plain, blob::DType::f32, {np}, extra));
+      std::snprintf(extra, sizeof extra, "%s_colsum", name);
+      w.colsum = static_cast<const std::int32_t*>(lookup(blob::Layout::plain, blob::DType::i32, {np}, extra));
+    }
+    return w;
   }
 
   // The final verdict: the first error, or an error if the blob holds tensors the model never
@@ -60,18 +93,17 @@ class Binder {
   }
 
  private:
-  const float* lookup(blob::Layout layout, std::initializer_list<std::uint64_t> dims,
-                      const char* name_format, va_list args) noexcept {
+  const void* lookup(blob::Layout layout, blob::DType dtype, std::initializer_list<std::uint64_t> dims,
+                     const char* name) noexcept {
     if (!status_.ok()) return nullptr;
-    char name[blob::name_capacity + 8];
-    std::vsnprintf(name, sizeof name, name_format, args);
     TensorView t;
     if (!blob_.find(name, t)) {
       status_ = Status::error(Errc::missing_tensor, "blob: missing tensor '%s'", name);
       return nullptr;
     }
-    if (t.dtype != blob::DType::f32) {
-      status_ = Status::error(Errc::dtype_mismatch, "blob: tensor '%s' has dtype %u, expected f32", name, unsigned(t.dtype));
+    if (t.dtype != dtype) {
+      status_ = Status::error(Errc::dtype_mismatch, "blob: tensor '%s' has dtype %u, expected %u", name, unsigned(t.dtype),
+                              unsigned(dtype));
       return nullptr;
     }
     if (t.layout != layout) {
@@ -90,7 +122,7 @@ class Binder {
       return nullptr;
     }
     ++bound_;
-    return t.f32();
+    return t.data;
   }
 
   static void format_dims(char* out, std::size_t cap, const std::uint64_t* dims, std::size_t rank) noexcept {

@@ -1,8 +1,9 @@
-// Weight blob format, version 1 (docs/FORMAT.md is the specification; keep both in step).
+// Weight blob format, version 2 (docs/FORMAT.md is the specification; keep both in step). Version 1
+// (float32 tensors only) is read too: its files are valid version-2 files with another number.
 //
 //   offset  size  field
 //   0       8     magic "VITCCBLB"
-//   8       4     format version (1)
+//   8       4     format version (2; 1 is read)
 //   12      4     endianness tag 0x01020304, written in the file's byte order (little endian)
 //   16      4     header bytes = 64 + 128 * tensor count (fixed header + tensor table)
 //   20      4     tensor count
@@ -24,7 +25,8 @@
 namespace vitcc::blob {
 
 inline constexpr char magic[8] = {'V', 'I', 'T', 'C', 'C', 'B', 'L', 'B'};
-inline constexpr std::uint32_t format_version = 1;
+inline constexpr std::uint32_t format_version = 2;
+inline constexpr std::uint32_t oldest_format_version = 1;
 inline constexpr std::uint32_t endian_tag = 0x01020304u;
 inline constexpr std::size_t header_fixed_bytes = 64;
 inline constexpr std::size_t entry_bytes = 128;
@@ -33,15 +35,49 @@ inline constexpr std::size_t max_rank = 4;
 inline constexpr std::size_t tensor_alignment = 64;
 inline constexpr std::size_t checksum_offset = 32;
 
-enum class DType : std::uint32_t { f32 = 1 };  // room for f16 = 2, bf16 = 3, i8 = 4 later
+enum class DType : std::uint32_t {
+  f32 = 1,
+  // 2 is reserved for float16
+  bf16 = 3,  // bfloat16: the upper 16 bits of a float32 (version 2)
+  i8 = 4,    // two's complement (version 2)
+  i32 = 5,   // little endian (version 2)
+};
+
+constexpr std::size_t dtype_bytes(DType t) noexcept {
+  switch (t) {
+    case DType::f32: case DType::i32: return 4;
+    case DType::bf16: return 2;
+    case DType::i8: return 1;
+  }
+  return 0;
+}
+
+// Columns per panel of the packed GEMM layouts: the same on every ISA, so one blob serves AVX-512
+// (one zmm of float32 per panel row), AVX2, NEON and the scalar path.
+inline constexpr std::size_t panel_cols = 16;
 
 // How the elements of a tensor are arranged.
 enum class Layout : std::uint32_t {
-  plain = 0,     // row-major over dims
-  gemm_b16 = 1,  // dims = [K, N]; packed for kernels::gemm (panels of 16 columns, see gemm.hpp)
+  plain = 0,        // row-major over dims
+  gemm_b16 = 1,     // dims = [K, N], float32: panels of 16 columns, K rows of 16 each (kernels/ref/gemm.hpp)
+  gemm_b16_k2 = 2,  // dims = [K, N], bfloat16: panels of 16 columns, K/2 rows of 16 pairs (k, k+1) (version 2)
+  gemm_b16_k4 = 3,  // dims = [K, N], int8: panels of 16 columns, K/4 rows of 16 quads (k .. k+3) (version 2)
 };
 
-constexpr std::size_t dtype_bytes(DType t) noexcept { return t == DType::f32 ? 4 : 0; }
+// The dtype a packed layout holds, and how many consecutive k it groups per column (1, 2, 4).
+constexpr DType packed_dtype(Layout l) noexcept {
+  return l == Layout::gemm_b16_k2 ? DType::bf16 : l == Layout::gemm_b16_k4 ? DType::i8 : DType::f32;
+}
+constexpr std::uint64_t packed_k_group(Layout l) noexcept {
+  return l == Layout::gemm_b16_k2 ? 2 : l == Layout::gemm_b16_k4 ? 4 : 1;
+}
+
+// Elements of a [k, n] matrix in a packed layout: whole panels of 16 columns, K rounded up to the
+// group (the padding is zero).
+constexpr std::uint64_t packed_elements(Layout l, std::uint64_t k, std::uint64_t n) noexcept {
+  const std::uint64_t g = packed_k_group(l);
+  return (n + panel_cols - 1) / panel_cols * panel_cols * ((k + g - 1) / g * g);
+}
 
 // 64-bit integrity hash over 8-byte little-endian words (FNV-1a style mixing, one multiply per
 // word so that hashing a 350 MB blob at load time costs well under a second). Detects corruption

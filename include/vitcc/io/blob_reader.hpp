@@ -10,7 +10,6 @@
 #include "vitcc/core/aligned.hpp"
 #include "vitcc/core/error.hpp"
 #include "vitcc/io/blob_format.hpp"
-#include "vitcc/kernels/gemm.hpp"
 
 namespace vitcc {
 
@@ -24,6 +23,9 @@ struct TensorView {
   std::uint64_t bytes = 0;
 
   const float* f32() const noexcept { return static_cast<const float*>(data); }
+  const std::uint16_t* bf16() const noexcept { return static_cast<const std::uint16_t*>(data); }
+  const std::int8_t* i8() const noexcept { return static_cast<const std::int8_t*>(data); }
+  const std::int32_t* i32() const noexcept { return static_cast<const std::int32_t*>(data); }
 };
 
 class BlobView {
@@ -56,12 +58,11 @@ inline constexpr std::uint64_t max_tensor_elements = std::uint64_t(1) << 56;
 // whatever size_t is (32-bit targets read blobs too).
 inline std::uint64_t tensor_elements(const std::uint64_t* dims, std::uint32_t rank,
                                      blob::Layout layout) noexcept {
-  if (layout == blob::Layout::gemm_b16) {
+  if (layout != blob::Layout::plain) {
     if (rank != 2 || dims[0] == 0 || dims[1] == 0) return 0;
     const std::uint64_t k = dims[0], n = dims[1];
     if (k > (std::uint64_t(1) << 31) || n > (std::uint64_t(1) << 31)) return 0;
-    const std::uint64_t panels = (n + kernels::gemm_nr - 1) / kernels::gemm_nr;  // see packed_b_floats
-    const std::uint64_t elements = panels * kernels::gemm_nr * k;                // < 2^63
+    const std::uint64_t elements = blob::packed_elements(layout, k, n);  // < 2^63
     return elements > max_tensor_elements ? 0 : elements;
   }
   std::uint64_t n = 1;
@@ -70,6 +71,23 @@ inline std::uint64_t tensor_elements(const std::uint64_t* dims, std::uint32_t ra
     n *= dims[i];
   }
   return n;
+}
+
+// The dtypes and layouts a blob of `version` may use, and which go together.
+inline bool known_dtype(blob::DType t, std::uint32_t version) noexcept {
+  switch (t) {
+    case blob::DType::f32: return true;
+    case blob::DType::bf16: case blob::DType::i8: case blob::DType::i32: return version >= 2;
+  }
+  return false;
+}
+inline bool known_layout(blob::Layout l, blob::DType t, std::uint32_t version) noexcept {
+  switch (l) {
+    case blob::Layout::plain: return true;
+    case blob::Layout::gemm_b16: return t == blob::DType::f32;
+    case blob::Layout::gemm_b16_k2: case blob::Layout::gemm_b16_k4: return version >= 2 && t == blob::packed_dtype(l);
+  }
+  return false;
 }
 
 }  // namespace detail
@@ -120,11 +138,11 @@ inline Status BlobView::open(const void* data, std::size_t bytes, bool verify_ch
   std::uint32_t native;
   std::memcpy(&native, p + 12, 4);
   if (native != blob::endian_tag)
-    return Status::error(Errc::bad_endianness, "blob: this machine is big endian; v1 blobs are little endian");
+    return Status::error(Errc::bad_endianness, "blob: this machine is big endian; blobs are little endian");
   const std::uint32_t version = blob::read_u32(p + 8);
-  if (version != blob::format_version)
-    return Status::error(Errc::bad_version, "blob: format version %u, this reader supports %u",
-                         unsigned(version), unsigned(blob::format_version));
+  if (version < blob::oldest_format_version || version > blob::format_version)
+    return Status::error(Errc::bad_version, "blob: format version %u, this reader supports %u to %u",
+                         unsigned(version), unsigned(blob::oldest_format_version), unsigned(blob::format_version));
   const std::uint32_t header_bytes = blob::read_u32(p + 16);
   const std::uint32_t count = blob::read_u32(p + 20);
   const std::uint64_t file_bytes = blob::read_u64(p + 24);
@@ -158,10 +176,12 @@ inline Status BlobView::open(const void* data, std::size_t bytes, bool verify_ch
     } else {
       const TensorView t = tensor(i);
       const std::uint64_t offset = blob::read_u64(e + 112);
-      if (t.dtype != blob::DType::f32) {
-        bad = Status::error(Errc::bad_tensor_entry, "blob: tensor '%.63s' has unknown dtype %u", name, unsigned(t.dtype));
-      } else if (t.layout != blob::Layout::plain && t.layout != blob::Layout::gemm_b16) {
-        bad = Status::error(Errc::bad_tensor_entry, "blob: tensor '%.63s' has unknown layout %u", name, unsigned(t.layout));
+      if (!detail::known_dtype(t.dtype, version)) {
+        bad = Status::error(Errc::bad_tensor_entry, "blob: tensor '%.63s' has unknown dtype %u (format version %u)", name,
+                            unsigned(t.dtype), unsigned(version));
+      } else if (!detail::known_layout(t.layout, t.dtype, version)) {
+        bad = Status::error(Errc::bad_tensor_entry, "blob: tensor '%.63s' has layout %u, unknown or not for dtype %u", name,
+                            unsigned(t.layout), unsigned(t.dtype));
       } else if (t.rank == 0 || t.rank > blob::max_rank) {
         bad = Status::error(Errc::bad_tensor_entry, "blob: tensor '%.63s' has rank %u (expected 1..4)", name, unsigned(t.rank));
       } else {
@@ -169,7 +189,7 @@ inline Status BlobView::open(const void* data, std::size_t bytes, bool verify_ch
         if (elements == 0 || elements * blob::dtype_bytes(t.dtype) != t.bytes) {
           bad = Status::error(Errc::bad_tensor_entry, "blob: tensor '%.63s' records %llu bytes, its shape needs %llu",
                               name, static_cast<unsigned long long>(t.bytes),
-                              static_cast<unsigned long long>(elements * 4));
+                              static_cast<unsigned long long>(elements * blob::dtype_bytes(t.dtype)));
         } else if (offset % blob::tensor_alignment != 0) {
           bad = Status::error(Errc::misaligned, "blob: tensor '%.63s' at offset %llu is not 64-aligned", name,
                               static_cast<unsigned long long>(offset));

@@ -4,6 +4,7 @@
 // GELU is the exact erf form, 0.5 * x * (1 + erf(x / sqrt(2))), as PyTorch nn.GELU() by default;
 // ViT checkpoints are trained with it, and the tanh approximation drifts by ~1e-3, so it is not offered.
 #pragma once
+#include <cmath>
 #include <cstddef>
 
 #include "vitcc/core/arch.hpp"
@@ -11,6 +12,23 @@
 #include "vitcc/kernels/ref/activations.hpp"
 
 namespace vitcc::kernels {
+
+namespace detail {
+
+// The scalar path's activations, in float throughout (a single-precision FPU has no double; the
+// references in ref/ compute in double and are the tests' oracle only).
+inline float gelu_erf_scalar(float x) noexcept { return 0.5f * x * std::erfc(x * -0.70710678118654752440f); }
+
+inline float apply_activation_scalar(float x, Activation act) noexcept {
+  switch (act) {
+    case Activation::gelu_erf: return gelu_erf_scalar(x);
+    case Activation::relu: return x > 0.0f ? x : 0.0f;
+    case Activation::none: break;
+  }
+  return x;
+}
+
+}  // namespace detail
 
 #if !VITCC_DISABLE_SIMD
 namespace detail {
@@ -43,7 +61,7 @@ VITCC_ALWAYS_INLINE xsimd::batch<float, Arch> apply_activation(const xsimd::batc
 template <class Arch>
 void gelu_erf(float* x, std::size_t n) noexcept {
   if constexpr (is_scalar_arch<Arch>) {
-    ref::gelu_erf(x, n);
+    for (std::size_t i = 0; i < n; ++i) x[i] = detail::gelu_erf_scalar(x[i]);
   } else {
 #if !VITCC_DISABLE_SIMD
     using B = xsimd::batch<float, Arch>;

@@ -19,7 +19,7 @@
 //      then O /= l. This is the online softmax: only a block of scores is live at any time.
 // Both products reuse the GEMM microkernel, so attention gets its register tiling for free.
 //
-// Threading (later): the unit of work is (head, query block). Given the packed K/V of its head
+// Threading: the unit of work is (head, query block). Given the packed K/V of its head
 // (detail::attention_pack_head, attention_packed_kv_floats, shareable read-only by every query block of
 // the head) and its own attention_block_scratch_floats of scratch, detail::attention_query_block touches
 // nothing but its own rows of out, so units can run on any thread in any order.
@@ -32,6 +32,7 @@
 #include "vitcc/core/arch.hpp"
 #include "vitcc/core/config.hpp"
 #include "vitcc/core/executor.hpp"
+#include "vitcc/core/fp.hpp"
 #include "vitcc/kernels/gemm.hpp"
 #include "vitcc/kernels/ref/attention.hpp"
 
@@ -59,11 +60,57 @@ constexpr std::size_t attention_block_scratch_floats() noexcept {
   return attention_block_q * attention_block_k + 2 * attention_block_q;
 }
 
-// The SIMD kernel needs the packed head plus one block; the reference needs one row of t scores.
+// The SIMD kernel needs the packed head plus one block; the scalar path one row of t scores.
 constexpr std::size_t attention_scratch_floats(std::size_t t, std::size_t head_dim) noexcept {
   const std::size_t simd = attention_packed_kv_floats(t, head_dim) + attention_block_scratch_floats();
   return simd > t ? simd : t;
 }
+
+namespace detail {
+
+// The scalar path (fp32; see gemm.hpp): queries q0 .. q0+nq-1 of head h, one row at a time. scores:
+// t floats. Each row: its scores (dot products of q_i with every k_j, scaled), their softmax, and
+// sum_j p_j v_j accumulated in the output row itself, v read row by row (contiguous) rather than
+// column by column.
+inline void attention_rows_scalar(std::size_t t, std::size_t heads, std::size_t head_dim, float scale,
+                                  const float* qkv, std::size_t ld_qkv, std::size_t h, std::size_t q0, std::size_t nq,
+                                  float* out, std::size_t ld_out, float* scores) noexcept {
+  const std::size_t d = heads * head_dim;
+  const float* k = qkv + d + h * head_dim;
+  const float* v = qkv + 2 * d + h * head_dim;
+  for (std::size_t i = q0; i < q0 + nq; ++i) {
+    const float* qi = qkv + i * ld_qkv + h * head_dim;
+    float mx = -INFINITY;
+    for (std::size_t j = 0; j < t; ++j) {
+      const float* kj = k + j * ld_qkv;
+      // four partial dot products: independent multiply-adds an in-order core can overlap
+      float p[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      const std::size_t body = head_dim / 4 * 4;
+      for (std::size_t e = 0; e < body; e += 4)
+        for (std::size_t u = 0; u < 4; ++u) p[u] = fp::madd(qi[e + u], kj[e + u], p[u]);
+      for (std::size_t e = body; e < head_dim; ++e) p[0] = fp::madd(qi[e], kj[e], p[0]);
+      const float s = ((p[0] + p[1]) + (p[2] + p[3])) * scale;
+      scores[j] = s;
+      mx = s > mx ? s : mx;
+    }
+    float sum = 0.0f;
+    for (std::size_t j = 0; j < t; ++j) {
+      scores[j] = std::exp(scores[j] - mx);
+      sum += scores[j];
+    }
+    float* o = out + i * ld_out + h * head_dim;
+    for (std::size_t e = 0; e < head_dim; ++e) o[e] = 0.0f;
+    for (std::size_t j = 0; j < t; ++j) {
+      const float pj = scores[j];
+      const float* vj = v + j * ld_qkv;
+      for (std::size_t e = 0; e < head_dim; ++e) o[e] = fp::madd(pj, vj[e], o[e]);
+    }
+    const float inv = 1.0f / sum;
+    for (std::size_t e = 0; e < head_dim; ++e) o[e] *= inv;
+  }
+}
+
+}  // namespace detail
 
 #if !VITCC_DISABLE_SIMD
 namespace detail {
@@ -251,7 +298,8 @@ template <class Arch>
 void attention(std::size_t t, std::size_t heads, std::size_t head_dim, float scale, const float* qkv,
                std::size_t ld_qkv, float* out, std::size_t ld_out, float* scratch) noexcept {
   if constexpr (is_scalar_arch<Arch>) {
-    ref::attention(t, heads, head_dim, scale, qkv, ld_qkv, out, ld_out, scratch);
+    for (std::size_t h = 0; h < heads; ++h)
+      detail::attention_rows_scalar(t, heads, head_dim, scale, qkv, ld_qkv, h, 0, t, out, ld_out, scratch);
   } else {
 #if !VITCC_DISABLE_SIMD
     float* packed = scratch;
@@ -278,12 +326,12 @@ void attention(std::size_t t, std::size_t heads, std::size_t head_dim, float sca
     return;
   }
   if constexpr (is_scalar_arch<Arch>) {
-    // The reference works row by row with one row of scores: tasks are (head, query row) blocks.
+    // The scalar path works row by row with one row of scores: tasks are (head, query row) blocks.
     const std::size_t blocks = (t + attention_block_q - 1) / attention_block_q;
     parallel_for(ex, heads * blocks, [&](std::size_t task, std::size_t w) {
       const std::size_t h = task / blocks, q0 = task % blocks * attention_block_q;
       const std::size_t nq = t - q0 < attention_block_q ? t - q0 : attention_block_q;
-      ref::attention_rows(t, heads, head_dim, scale, qkv, ld_qkv, h, q0, nq, out, ld_out, scratch + w * t);
+      detail::attention_rows_scalar(t, heads, head_dim, scale, qkv, ld_qkv, h, q0, nq, out, ld_out, scratch + w * t);
     });
   } else {
 #if !VITCC_DISABLE_SIMD

@@ -28,7 +28,27 @@ void dwconv_rows(std::size_t oy0, std::size_t oy1, std::size_t h, std::size_t w,
                  const float* bias, Activation act, const float* add, std::size_t ld_add, float* out,
                  std::size_t ld_out) noexcept {
   if constexpr (is_scalar_arch<Arch>) {
-    ref::dwconv_rows(oy0, oy1, h, w, c, in, ld_in, k, stride, pad, weight, bias, act, add, ld_add, out, ld_out);
+    // fp32 (see gemm.hpp): per output pixel and channel, the taps inside the map.
+    const std::size_t ow = conv_out_size(w, k, stride, pad);
+    for (std::size_t oy = oy0; oy < oy1; ++oy)
+      for (std::size_t ox = 0; ox < ow; ++ox)
+        for (std::size_t ch = 0; ch < c; ++ch) {
+          float acc = 0.0f;
+          for (std::size_t ky = 0; ky < k; ++ky) {
+            const long iy = long(oy * stride + ky) - long(pad);
+            if (iy < 0 || iy >= long(h)) continue;
+            for (std::size_t kx = 0; kx < k; ++kx) {
+              const long ix = long(ox * stride + kx) - long(pad);
+              if (ix < 0 || ix >= long(w)) continue;
+              acc = fp::madd(in[(std::size_t(iy) * w + std::size_t(ix)) * ld_in + ch], weight[(ky * k + kx) * c + ch], acc);
+            }
+          }
+          if (bias) acc += bias[ch];
+          acc = detail::apply_activation_scalar(acc, act);
+          const std::size_t o = oy * ow + ox;
+          if (add) acc += add[o * ld_add + ch];
+          out[o * ld_out + ch] = acc;
+        }
   } else {
 #if !VITCC_DISABLE_SIMD
     using B = xsimd::batch<float, Arch>;
@@ -65,7 +85,7 @@ void dwconv_rows(std::size_t oy0, std::size_t oy1, std::size_t h, std::size_t w,
               acc = fp::madd(in[(std::size_t(y0 + long(ky)) * w + std::size_t(x0 + long(kx))) * ld_in + ch],
                              weight[(ky * k + kx) * c + ch], acc);
           if (bias) acc += bias[ch];
-          acc = ref::apply_activation(acc, act);
+          acc = detail::apply_activation_scalar(acc, act);
           if (add) acc += add[o * ld_add + ch];
           out[o * ld_out + ch] = acc;
         }

@@ -19,16 +19,103 @@
 // L1/L2 while every row tile of the block streams past it.
 #pragma once
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "vitcc/core/arch.hpp"
 #include "vitcc/core/config.hpp"
 #include "vitcc/core/executor.hpp"
+#include "vitcc/core/fp.hpp"
 #include "vitcc/kernels/activations.hpp"
 #include "vitcc/kernels/fmadd.hpp"
 #include "vitcc/kernels/ref/gemm.hpp"
 
 namespace vitcc::kernels {
+
+namespace detail {
+
+// The scalar path (scalar_arch: builds with VITCC_DISABLE_SIMD, and cores without SIMD such as the
+// Cortex-M4F and M7). fp32 throughout, since a single-precision FPU emulates double in software;
+// every multiply-add is one fp::madd, a VFMA.F32 on an FPv4/FPv5 FPU. The register tile is MR = 4 rows
+// x 4 columns: 16 accumulators, 4 values of A and 4 of B, 24 of the 32 single-precision registers,
+// and 8 loads per 16 multiply-adds, which an in-order core issues beside them. Each element of C is
+// one sequential sum over K, so any split of the work gives the same bits.
+inline constexpr std::size_t gemm_scalar_mr = 4, gemm_scalar_nr = 4;
+
+// Element (kk, c) of a packed panel, as float: float32 panels hold K rows of 16 floats; bfloat16
+// panels K/2 rows of 16 pairs (k even, k odd), a bfloat16 being the upper half of a float32.
+VITCC_ALWAYS_INLINE float panel_value(const float* panel, std::size_t kk, std::size_t c) noexcept {
+  return panel[kk * gemm_nr + c];
+}
+VITCC_ALWAYS_INLINE float panel_value(const std::uint16_t* panel, std::size_t kk, std::size_t c) noexcept {
+  const std::uint32_t bits = std::uint32_t(panel[(kk / 2) * (2 * gemm_nr) + c * 2 + kk % 2]) << 16;
+  float v;
+  std::memcpy(&v, &bits, sizeof v);
+  return v;
+}
+
+// One MR x 4 tile (mv <= MR rows, nv <= 4 columns valid) over the full K. panel: the tile's packed
+// panel, j0 its first column inside it; bias and add already offset to the tile.
+template <std::size_t MR, class Wt>
+void gemm_scalar_tile(std::size_t mv, std::size_t nv, std::size_t k, const float* a, std::size_t lda, const Wt* panel,
+                      std::size_t j0, float* c, std::size_t ldc, const float* bias, Activation act, const float* add,
+                      std::size_t ld_add) noexcept {
+  float acc[MR][gemm_scalar_nr] = {};
+  const float* ar[MR];
+  for (std::size_t i = 0; i < MR; ++i) ar[i] = a + (i < mv ? i : mv - 1) * lda;
+  for (std::size_t kk = 0; kk < k; ++kk) {
+    const float b0 = panel_value(panel, kk, j0), b1 = panel_value(panel, kk, j0 + 1);
+    const float b2 = panel_value(panel, kk, j0 + 2), b3 = panel_value(panel, kk, j0 + 3);
+    VITCC_UNROLL
+    for (std::size_t i = 0; i < MR; ++i) {
+      const float ai = ar[i][kk];
+      acc[i][0] = fp::madd(ai, b0, acc[i][0]);
+      acc[i][1] = fp::madd(ai, b1, acc[i][1]);
+      acc[i][2] = fp::madd(ai, b2, acc[i][2]);
+      acc[i][3] = fp::madd(ai, b3, acc[i][3]);
+    }
+  }
+  for (std::size_t i = 0; i < mv; ++i)
+    for (std::size_t j = 0; j < nv; ++j) {
+      float v = acc[i][j];
+      if (bias) v += bias[j];
+      v = apply_activation_scalar(v, act);
+      if (add) v += add[i * ld_add + j];  // read before c is written: add may be c itself
+      c[i * ldc + j] = v;
+    }
+}
+
+// The scalar GEMM over a B whose panels are panel_stride elements apart: panel by panel, row tiles
+// of A inside (4 rows stay in L1 across the panel's four column groups), the panel read once per row
+// tile.
+template <class Wt>
+void gemm_scalar_panels(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
+                        const Wt* packed_b, std::size_t panel_stride, float* c, std::size_t ldc,
+                        const GemmEpilogue& ep) noexcept {
+  constexpr std::size_t MR = gemm_scalar_mr, NR = gemm_scalar_nr;
+  for (std::size_t col0 = 0; col0 < n; col0 += gemm_nr) {
+    const Wt* panel = packed_b + col0 / gemm_nr * panel_stride;
+    for (std::size_t i0 = 0; i0 < m; i0 += MR) {
+      const std::size_t mv = m - i0 < MR ? m - i0 : MR;
+      for (std::size_t j = 0; j < gemm_nr && col0 + j < n; j += NR) {
+        const std::size_t col = col0 + j, nv = n - col < NR ? n - col : NR;
+        const float* bias = ep.bias ? ep.bias + col : nullptr;
+        const float* add = ep.add ? ep.add + i0 * ep.ld_add + col : nullptr;
+        float* ct = c + i0 * ldc + col;
+        const float* at = a + i0 * lda;
+        switch (mv) {
+          case 1: gemm_scalar_tile<1>(mv, nv, k, at, lda, panel, j, ct, ldc, bias, ep.act, add, ep.ld_add); break;
+          case 2: gemm_scalar_tile<2>(mv, nv, k, at, lda, panel, j, ct, ldc, bias, ep.act, add, ep.ld_add); break;
+          case 3: gemm_scalar_tile<3>(mv, nv, k, at, lda, panel, j, ct, ldc, bias, ep.act, add, ep.ld_add); break;
+          default: gemm_scalar_tile<MR>(mv, nv, k, at, lda, panel, j, ct, ldc, bias, ep.act, add, ep.ld_add); break;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace detail
 
 #if !VITCC_DISABLE_SIMD
 namespace detail {
@@ -107,9 +194,9 @@ inline constexpr std::size_t gemm_prefetch_rows = 64;
 //   b points at the tile's first panel, panel_stride floats between consecutive panels (K * 16 for a
 //   packed weight; attention packs a longer sequence and multiplies a slice of it);
 //   bias and add are already offset to the tile's first column (and row, for add).
-template <class Arch, std::size_t MR, std::size_t NP>
+template <class Arch, std::size_t MR, std::size_t NP, class Wt = float>
 void gemm_microkernel(std::size_t mv, std::size_t nv, std::size_t k, const float* VITCC_RESTRICT a,
-                      std::size_t lda, const float* VITCC_RESTRICT b, std::size_t panel_stride,
+                      std::size_t lda, const Wt* VITCC_RESTRICT b, std::size_t panel_stride,
                       float* c, std::size_t ldc, const float* bias, Activation act, const float* add,
                       std::size_t ld_add) noexcept {
   using B = xsimd::batch<float, Arch>;
@@ -128,6 +215,7 @@ void gemm_microkernel(std::size_t mv, std::size_t nv, std::size_t k, const float
     for (std::size_t j = 0; j < NB; ++j) acc[i][j] = B(0.0f);
   }
 
+  if constexpr (std::is_same_v<Wt, float>) {
   for (std::size_t kk = 0; kk < k; ++kk) {
 #if defined(__GNUC__) || defined(__clang__)
     // B rows gemm_prefetch_rows ahead: the weights of a layer stream from DRAM or L3 once per row block,
@@ -149,6 +237,43 @@ void gemm_microkernel(std::size_t mv, std::size_t nv, std::size_t k, const float
       VITCC_UNROLL
       for (std::size_t j = 0; j < NB; ++j) acc[i][j] = fmadd<Arch>(ai, bv[j], acc[i][j]);
     }
+  }
+  } else {
+    // bfloat16 weights, float32 arithmetic: a panel row holds 16 pairs (k even, k odd), one 32-bit
+    // word per column, so one load gives two rows of B: the word shifted up 16 bits is the even k's
+    // float, the word with its low half cleared the odd k's. Half the bytes of float32 weights.
+    using U = xsimd::batch<std::uint32_t, Arch>;
+    const std::uint32_t* words = reinterpret_cast<const std::uint32_t*>(b);
+    const std::size_t wstride = panel_stride / 2;  // words between panels
+    // One k step: B's row kk (the even or odd half of pair row kk / 2) times A's column kk.
+    auto step = [&](std::size_t kk) VITCC_ALWAYS_INLINE_LAMBDA {
+      const std::uint32_t* row = words + (kk / 2) * gemm_nr;
+      B bv[NB];
+      VITCC_UNROLL
+      for (std::size_t p = 0; p < NP; ++p) {
+        VITCC_UNROLL
+        for (std::size_t q = 0; q < PB; ++q) {
+          const U u = U::load_unaligned(row + p * wstride + q * W);
+          bv[p * PB + q] = xsimd::bitwise_cast<B>(kk % 2 ? (u & U(0xFFFF0000u)) : (u << 16));
+        }
+      }
+      VITCC_UNROLL
+      for (std::size_t i = 0; i < MR; ++i) {
+        const B ai(ar[i][kk]);
+        VITCC_UNROLL
+        for (std::size_t j = 0; j < NB; ++j) acc[i][j] = fmadd<Arch>(ai, bv[j], acc[i][j]);
+      }
+    };
+    std::size_t kk = 0;
+    for (; kk + 2 <= k; kk += 2) {
+#if defined(__GNUC__) || defined(__clang__)
+      VITCC_UNROLL
+      for (std::size_t p = 0; p < NP; ++p) __builtin_prefetch(words + p * wstride + (kk / 2 + gemm_prefetch_rows) * gemm_nr);
+#endif
+      step(kk);
+      step(kk + 1);
+    }
+    if (kk < k) step(kk);  // an odd K's last row
   }
 
   if (!bias && !add && act == Activation::none && nv == NB * W) {
@@ -175,29 +300,29 @@ void gemm_microkernel(std::size_t mv, std::size_t nv, std::size_t k, const float
 // One row tile of mv rows: the full-height microkernel, or for the last tile of a matrix the shortest
 // instantiation that still covers mv rows (M = 197 would otherwise compute 3 dead rows out of 8 in
 // its last tile). Every element sees the same FMA sequence whichever height runs it.
-template <class Arch, std::size_t NP>
+template <class Arch, std::size_t NP, class Wt>
 VITCC_ALWAYS_INLINE void gemm_row_tile(std::size_t mv, std::size_t nv, std::size_t k, const float* a, std::size_t lda,
-                                       const float* b, std::size_t panel_stride, float* c, std::size_t ldc,
+                                       const Wt* b, std::size_t panel_stride, float* c, std::size_t ldc,
                                        const float* bias, Activation act, const float* add,
                                        std::size_t ld_add) noexcept {
   constexpr std::size_t MR = gemm_tile<Arch>::mr;
   if (MR > 2 && mv <= 2)
-    gemm_microkernel<Arch, (MR > 2 ? 2 : MR), NP>(mv, nv, k, a, lda, b, panel_stride, c, ldc, bias, act, add, ld_add);
+    gemm_microkernel<Arch, (MR > 2 ? 2 : MR), NP, Wt>(mv, nv, k, a, lda, b, panel_stride, c, ldc, bias, act, add, ld_add);
   else if (MR > 4 && mv <= 4)
-    gemm_microkernel<Arch, (MR > 4 ? 4 : MR), NP>(mv, nv, k, a, lda, b, panel_stride, c, ldc, bias, act, add, ld_add);
+    gemm_microkernel<Arch, (MR > 4 ? 4 : MR), NP, Wt>(mv, nv, k, a, lda, b, panel_stride, c, ldc, bias, act, add, ld_add);
   else if (MR > 8 && mv <= 8)
-    gemm_microkernel<Arch, (MR > 8 ? 8 : MR), NP>(mv, nv, k, a, lda, b, panel_stride, c, ldc, bias, act, add, ld_add);
+    gemm_microkernel<Arch, (MR > 8 ? 8 : MR), NP, Wt>(mv, nv, k, a, lda, b, panel_stride, c, ldc, bias, act, add, ld_add);
   else
-    gemm_microkernel<Arch, MR, NP>(mv, nv, k, a, lda, b, panel_stride, c, ldc, bias, act, add, ld_add);
+    gemm_microkernel<Arch, MR, NP, Wt>(mv, nv, k, a, lda, b, panel_stride, c, ldc, bias, act, add, ld_add);
 }
 
 // Floats of A per row block of the driver: 512 KB, half the L2 of current x86 and big ARM cores.
 inline constexpr std::size_t gemm_a_block_floats = 128 * 1024;
 
-// The GEMM over a B whose panels are panel_stride floats apart.
-template <class Arch>
+// The GEMM over a B whose panels are panel_stride elements apart.
+template <class Arch, class Wt = float>
 void gemm_panels(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
-                 const float* packed_b, std::size_t panel_stride, float* c, std::size_t ldc,
+                 const Wt* packed_b, std::size_t panel_stride, float* c, std::size_t ldc,
                  const GemmEpilogue& ep) noexcept {
   using tile = gemm_tile<Arch>;
   constexpr std::size_t MR = tile::mr;
@@ -219,20 +344,20 @@ void gemm_panels(std::size_t m, std::size_t n, std::size_t k, const float* a, st
   for (std::size_t p0 = 0; p0 < panels; p0 += NP) {
     const std::size_t col0 = p0 * gemm_nr;
     const std::size_t nv = n - col0 < NP * gemm_nr ? n - col0 : NP * gemm_nr;
-    const float* b = packed_b + p0 * panel_stride;
+    const Wt* b = packed_b + p0 * panel_stride;
     const float* bias = ep.bias ? ep.bias + col0 : nullptr;
     for (std::size_t i0 = r0; i0 < r1; i0 += MR) {
       const std::size_t mv = m - i0 < MR ? m - i0 : MR;
       const float* add = ep.add ? ep.add + i0 * ep.ld_add + col0 : nullptr;
       if (NP == 1 || panels - p0 >= NP)
-        gemm_row_tile<Arch, NP>(mv, nv, k, a + i0 * lda, lda, b, panel_stride, c + i0 * ldc + col0, ldc, bias, ep.act,
-                                add, ep.ld_add);
+        gemm_row_tile<Arch, NP, Wt>(mv, nv, k, a + i0 * lda, lda, b, panel_stride, c + i0 * ldc + col0, ldc, bias,
+                                    ep.act, add, ep.ld_add);
       else if (NP == 3 && panels - p0 == 2)
-        gemm_row_tile<Arch, (NP > 2 ? 2 : 1)>(mv, nv, k, a + i0 * lda, lda, b, panel_stride, c + i0 * ldc + col0, ldc,
-                                               bias, ep.act, add, ep.ld_add);
+        gemm_row_tile<Arch, (NP > 2 ? 2 : 1), Wt>(mv, nv, k, a + i0 * lda, lda, b, panel_stride, c + i0 * ldc + col0,
+                                                   ldc, bias, ep.act, add, ep.ld_add);
       else
-        gemm_row_tile<Arch, 1>(mv, nv, k, a + i0 * lda, lda, b, panel_stride, c + i0 * ldc + col0, ldc, bias, ep.act,
-                               add, ep.ld_add);
+        gemm_row_tile<Arch, 1, Wt>(mv, nv, k, a + i0 * lda, lda, b, panel_stride, c + i0 * ldc + col0, ldc, bias,
+                                   ep.act, add, ep.ld_add);
     }
   }
   }
@@ -241,17 +366,34 @@ void gemm_panels(std::size_t m, std::size_t n, std::size_t k, const float* a, st
 }  // namespace detail
 #endif
 
-// C (M x N, ldc) = epilogue(A (M x K, lda) * B), B packed with pack_b / pack_b_from_linear.
-template <class Arch>
-void gemm(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda, const float* packed_b,
-          float* c, std::size_t ldc, const GemmEpilogue& ep) noexcept {
+namespace detail {
+// The GEMM over a B whose panels are panel_stride elements apart, on either path.
+template <class Arch, class Wt = float>
+void gemm_strided(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda, const Wt* packed_b,
+                  std::size_t panel_stride, float* c, std::size_t ldc, const GemmEpilogue& ep) noexcept {
   if constexpr (is_scalar_arch<Arch>) {
-    ref::gemm(m, n, k, a, lda, packed_b, c, ldc, ep);
+    gemm_scalar_panels(m, n, k, a, lda, packed_b, panel_stride, c, ldc, ep);
   } else {
 #if !VITCC_DISABLE_SIMD
-    detail::gemm_panels<Arch>(m, n, k, a, lda, packed_b, k * gemm_nr, c, ldc, ep);
+    gemm_panels<Arch, Wt>(m, n, k, a, lda, packed_b, panel_stride, c, ldc, ep);
 #endif
   }
+}
+}  // namespace detail
+
+// Elements between consecutive panels of a packed [k, n] weight: float32 panels hold k rows of 16,
+// bfloat16 panels k rounded up to even (pairs).
+template <class Wt>
+constexpr std::size_t panel_stride(std::size_t k) noexcept {
+  return (std::is_same_v<Wt, float> ? k : (k + 1) / 2 * 2) * gemm_nr;
+}
+
+// C (M x N, ldc) = epilogue(A (M x K, lda) * B), B packed with pack_b / pack_b_from_linear (float32),
+// or pack_b_bf16 (bfloat16 bits, float32 arithmetic).
+template <class Arch, class Wt>
+void gemm(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda, const Wt* packed_b,
+          float* c, std::size_t ldc, const GemmEpilogue& ep) noexcept {
+  detail::gemm_strided<Arch, Wt>(m, n, k, a, lda, packed_b, panel_stride<Wt>(k), c, ldc, ep);
 }
 
 // Parallel GEMM: C is cut into tasks of gemm_task_rows(m, n) rows x gemm_task_cols columns, fixed
@@ -280,11 +422,11 @@ constexpr std::size_t gemm_tasks(std::size_t m, std::size_t n) noexcept {
 }
 
 namespace detail {
-// One task of the parallel GEMM over a B whose panels are panel_stride floats apart. Tasks are
+// One task of the parallel GEMM over a B whose panels are panel_stride elements apart. Tasks are
 // numbered column block major, so consecutive tasks share a K x 48 sliver of B.
-template <class Arch>
+template <class Arch, class Wt>
 void gemm_task(std::size_t task, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
-               const float* packed_b, std::size_t panel_stride, float* c, std::size_t ldc,
+               const Wt* packed_b, std::size_t panel_stride, float* c, std::size_t ldc,
                const GemmEpilogue& ep) noexcept {
   const std::size_t tr = gemm_task_rows(m, n);
   const std::size_t row_blocks = (m + tr - 1) / tr;
@@ -294,27 +436,21 @@ void gemm_task(std::size_t task, std::size_t m, std::size_t n, std::size_t k, co
   GemmEpilogue e = ep;
   if (e.bias) e.bias += j0;
   if (e.add) e.add += i0 * e.ld_add + j0;
-  if constexpr (is_scalar_arch<Arch>) {
-    // The reference reads panels K * 16 apart; the tile starts at a panel boundary (j0 % 16 == 0).
-    ref::gemm(mt, nt, k, a + i0 * lda, lda, packed_b + j0 / gemm_nr * panel_stride, c + i0 * ldc + j0, ldc, e);
-  } else {
-#if !VITCC_DISABLE_SIMD
-    gemm_panels<Arch>(mt, nt, k, a + i0 * lda, lda, packed_b + j0 / gemm_nr * panel_stride, panel_stride,
-                      c + i0 * ldc + j0, ldc, e);
-#endif
-  }
+  // The tile starts at a panel boundary (j0 % 16 == 0).
+  gemm_strided<Arch, Wt>(mt, nt, k, a + i0 * lda, lda, packed_b + j0 / gemm_nr * panel_stride, panel_stride,
+                         c + i0 * ldc + j0, ldc, e);
 }
 }  // namespace detail
 
-template <class Arch>
-void gemm(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda, const float* packed_b,
+template <class Arch, class Wt>
+void gemm(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda, const Wt* packed_b,
           float* c, std::size_t ldc, const GemmEpilogue& ep, const Executor* ex) noexcept {
   if (worker_count(ex) == 1) {
     gemm<Arch>(m, n, k, a, lda, packed_b, c, ldc, ep);
     return;
   }
   parallel_for(ex, gemm_tasks(m, n), [&](std::size_t t, std::size_t) {
-    detail::gemm_task<Arch>(t, m, n, k, a, lda, packed_b, k * gemm_nr, c, ldc, ep);
+    detail::gemm_task<Arch, Wt>(t, m, n, k, a, lda, packed_b, panel_stride<Wt>(k), c, ldc, ep);
   });
 }
 

@@ -21,7 +21,33 @@ template <class Arch>
 void layer_norm(std::size_t rows, std::size_t d, const float* x, std::size_t ldx, const float* gamma,
                 const float* beta, float eps, float* y, std::size_t ldy) noexcept {
   if constexpr (is_scalar_arch<Arch>) {
-    ref::layer_norm(rows, d, x, ldx, gamma, beta, eps, y, ldy);
+    // fp32, the same pivot-relative two passes as the SIMD path below (see its comment), each sum
+    // in four partial sums: an in-order core overlaps their additions' latency, and the rounding
+    // error of a 1536-wide row stays near the SIMD path's.
+    for (std::size_t r = 0; r < rows; ++r) {
+      const float* xr = x + r * ldx;
+      float* yr = y + r * ldy;
+      const float pivot = xr[0];
+      const std::size_t body = d / 4 * 4;
+      float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      for (std::size_t j = 0; j < body; j += 4)
+        for (std::size_t u = 0; u < 4; ++u) s[u] += xr[j + u] - pivot;
+      for (std::size_t j = body; j < d; ++j) s[0] += xr[j] - pivot;
+      const float mean_dev = ((s[0] + s[1]) + (s[2] + s[3])) / static_cast<float>(d);
+      float q[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      for (std::size_t j = 0; j < body; j += 4)
+        for (std::size_t u = 0; u < 4; ++u) {
+          const float e = (xr[j + u] - pivot) - mean_dev;
+          q[u] = fp::madd(e, e, q[u]);
+        }
+      for (std::size_t j = body; j < d; ++j) {
+        const float e = (xr[j] - pivot) - mean_dev;
+        q[0] = fp::madd(e, e, q[0]);
+      }
+      const float sq = (q[0] + q[1]) + (q[2] + q[3]);
+      const float inv_std = 1.0f / std::sqrt(sq / static_cast<float>(d) + eps);
+      for (std::size_t j = 0; j < d; ++j) yr[j] = fp::madd(((xr[j] - pivot) - mean_dev) * inv_std, gamma[j], beta[j]);
+    }
   } else {
 #if !VITCC_DISABLE_SIMD
     using B = xsimd::batch<float, Arch>;

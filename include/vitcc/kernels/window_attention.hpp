@@ -31,7 +31,29 @@ void window_attention_rows(std::size_t i0, std::size_t i1, std::size_t n, std::s
                            const float* q, std::size_t ldq, const float* k, std::size_t ldk, const float* v,
                            std::size_t ldv, const float* bias, float* out, std::size_t ldo, float* scratch) noexcept {
   if constexpr (is_scalar_arch<Arch>) {
-    ref::window_attention_rows(i0, i1, n, kd, vd, scale, q, ldq, k, ldk, v, ldv, bias, out, ldo, scratch);
+    // fp32 (see gemm.hpp), row by row; the output row accumulates v's rows (contiguous).
+    float* s = scratch;  // [n] scores, then weights
+    for (std::size_t i = i0; i < i1; ++i) {
+      const float* qi = q + i * ldq;
+      float mx = -INFINITY;
+      for (std::size_t j = 0; j < n; ++j) {
+        float dot = 0.0f;
+        for (std::size_t e = 0; e < kd; ++e) dot = fp::madd(qi[e], k[j * ldk + e], dot);
+        s[j] = fp::madd(dot, scale, bias ? bias[i * n + j] : 0.0f);
+        mx = s[j] > mx ? s[j] : mx;
+      }
+      float sum = 0.0f;
+      for (std::size_t j = 0; j < n; ++j) {
+        s[j] = std::exp(s[j] - mx);
+        sum += s[j];
+      }
+      float* oi = out + i * ldo;
+      for (std::size_t e = 0; e < vd; ++e) oi[e] = 0.0f;
+      for (std::size_t j = 0; j < n; ++j)
+        for (std::size_t e = 0; e < vd; ++e) oi[e] = fp::madd(s[j], v[j * ldv + e], oi[e]);
+      const float inv = 1.0f / sum;
+      for (std::size_t e = 0; e < vd; ++e) oi[e] *= inv;
+    }
   } else {
 #if !VITCC_DISABLE_SIMD
     using B = xsimd::batch<float, Arch>;

@@ -9,7 +9,8 @@
 //
 // A config C (the struct vitcc-pack generates, or VitDynamicConfig for runtime shapes) provides:
 //   in_chans img_h img_w patch dim depth heads mlp_hidden has_cls_token num_reg_tokens
-//   final_norm fc_norm pool output num_classes ln_eps attn_scale config_hash blob_checksum
+//   final_norm fc_norm pool output num_classes ln_eps attn_scale config_hash blob_checksum, and
+//   precision (float32 when absent: configs generated before there were precisions).
 #pragma once
 #include <array>
 #include <cstddef>
@@ -26,7 +27,10 @@
 #include "vitcc/kernels/layer_norm.hpp"
 #include "vitcc/kernels/patch_embed.hpp"
 #include "vitcc/kernels/pooling.hpp"
+#include "vitcc/core/precision.hpp"
 #include "vitcc/layers/linear.hpp"
+#include "vitcc/layers/norm.hpp"
+#include "vitcc/models/model.hpp"
 #include "vitcc/models/vit_types.hpp"
 
 namespace vitcc {
@@ -34,6 +38,7 @@ namespace vitcc {
 // Sizes derived from a config; constexpr for generated configs, runtime for VitDynamicConfig.
 struct VitDims {
   std::size_t c, h, w, p, gh, gw, patches, prefix, tokens, d, heads, hd, hidden, classes, depth, out;
+  Precision prec;
 
   template <class C>
   static constexpr VitDims of(const C& cfg) noexcept {
@@ -54,6 +59,7 @@ struct VitDims {
     v.classes = std::size_t(cfg.num_classes);
     v.depth = std::size_t(cfg.depth);
     v.out = cfg.output == VitOutput::logits ? v.classes : cfg.output == VitOutput::pooled ? v.d : v.tokens * v.d;
+    v.prec = precision_of(cfg);
     return v;
   }
 
@@ -65,12 +71,15 @@ struct VitDims {
            align_floats(d) * 2;
   }
 
-  // Kernel scratch (attention or patch embedding, never both at once) for `workers` workers.
+  // Kernel scratch (attention, patch embedding, or an int8 product's quantised rows: never two at
+  // once) for `workers` workers.
   constexpr std::size_t scratch_floats(std::size_t workers = 1) const noexcept {
     const std::size_t w = workers < 1 ? 1 : workers;
     const std::size_t a = kernels::attention_scratch_floats(tokens, hd, heads, w);
-    const std::size_t pe = w * kernels::patch_embed_scratch_floats(c, p);
-    return a > pe ? a : pe;
+    const std::size_t pe = w * kernels::patch_embed_scratch_floats(c, p, prec);
+    const std::size_t q = (kernels::matmul_scratch_bytes(prec, tokens, hidden > d ? hidden : d) + 3) / 4;
+    const std::size_t m = a > pe ? a : pe;
+    return m > q ? m : q;
   }
 };
 
@@ -85,6 +94,7 @@ struct VitDynamicConfig {
   VitOutput output = VitOutput::logits;
   int num_classes = 0;
   float ln_eps = 1e-6f, attn_scale = 0.0f;
+  Precision precision = Precision::fp32;
 };
 
 struct VitBlockWeights {
@@ -94,7 +104,7 @@ struct VitBlockWeights {
 
 struct VitWeights {
   const float* prefix_tokens = nullptr;   // [prefix, D]: cls/reg tokens plus their pos rows
-  const float* patch_weight = nullptr;    // packed [C*P*P, D]
+  kernels::PackedB patch_weight;          // packed [C*P*P, D]
   const float* patch_pos_bias = nullptr;  // [patches, D]: pos rows of the patches plus conv bias
   Norm norm, fc_norm;
   Linear head;
@@ -108,30 +118,30 @@ Status bind_vit(const C& cfg, const BlobView& blob, VitWeights& w, VitBlockWeigh
   Binder b(blob);
   w = VitWeights{};
   if (v.prefix > 0) w.prefix_tokens = b.plain({v.prefix, v.d}, "prefix_tokens");
-  w.patch_weight = b.packed(v.c * v.p * v.p, v.d, "patch_embed.weight");
+  w.patch_weight = b.packed(v.c * v.p * v.p, v.d, v.prec, "patch_embed.weight");
   w.patch_pos_bias = b.plain({v.patches, v.d}, "patch_embed.pos_bias");
   for (std::size_t i = 0; i < v.depth; ++i) {
     VitBlockWeights& k = blocks[i];
     const unsigned n = unsigned(i);
     k.norm1 = {b.plain({v.d}, "blocks.%u.norm1.weight", n), b.plain({v.d}, "blocks.%u.norm1.bias", n)};
-    k.qkv = {b.packed(v.d, 3 * v.d, "blocks.%u.attn.qkv.weight", n), b.plain({3 * v.d}, "blocks.%u.attn.qkv.bias", n)};
-    k.proj = {b.packed(v.d, v.d, "blocks.%u.attn.proj.weight", n), b.plain({v.d}, "blocks.%u.attn.proj.bias", n)};
+    k.qkv = {b.packed(v.d, 3 * v.d, v.prec, "blocks.%u.attn.qkv.weight", n), b.plain({3 * v.d}, "blocks.%u.attn.qkv.bias", n)};
+    k.proj = {b.packed(v.d, v.d, v.prec, "blocks.%u.attn.proj.weight", n), b.plain({v.d}, "blocks.%u.attn.proj.bias", n)};
     k.norm2 = {b.plain({v.d}, "blocks.%u.norm2.weight", n), b.plain({v.d}, "blocks.%u.norm2.bias", n)};
-    k.fc1 = {b.packed(v.d, v.hidden, "blocks.%u.mlp.fc1.weight", n), b.plain({v.hidden}, "blocks.%u.mlp.fc1.bias", n)};
-    k.fc2 = {b.packed(v.hidden, v.d, "blocks.%u.mlp.fc2.weight", n), b.plain({v.d}, "blocks.%u.mlp.fc2.bias", n)};
+    k.fc1 = {b.packed(v.d, v.hidden, v.prec, "blocks.%u.mlp.fc1.weight", n), b.plain({v.hidden}, "blocks.%u.mlp.fc1.bias", n)};
+    k.fc2 = {b.packed(v.hidden, v.d, v.prec, "blocks.%u.mlp.fc2.weight", n), b.plain({v.d}, "blocks.%u.mlp.fc2.bias", n)};
   }
   if (cfg.final_norm) w.norm = {b.plain({v.d}, "norm.weight"), b.plain({v.d}, "norm.bias")};
   if (cfg.fc_norm) w.fc_norm = {b.plain({v.d}, "fc_norm.weight"), b.plain({v.d}, "fc_norm.bias")};
   if (cfg.output == VitOutput::logits)
-    w.head = {b.packed(v.d, v.classes, "head.weight"), b.plain({v.classes}, "head.bias")};
+    w.head = {b.packed(v.d, v.classes, v.prec, "head.weight"), b.plain({v.classes}, "head.bias")};
   return b.finish();
 }
 
 // The forward pass for one image: CHW `image` in, `out` (v.out floats) out. `ws` is 64-byte aligned
 // with v.workspace_floats(worker_count(ex)) floats. Allocates nothing, throws nothing. With an
 // executor every kernel spreads its fixed list of tasks over the workers; the result is the same bit
-// for bit as without one (core/executor.hpp).
-template <class Arch, class C>
+// for bit as without one (core/executor.hpp). P: the config's precision (the GEMMs' weights).
+template <class Arch, Precision P, class C>
 void vit_forward(const C& cfg, const VitWeights& w, const VitBlockWeights* blocks, const float* image,
                  float* out, float* ws, const Executor* ex = nullptr) noexcept {
   using kernels::Activation;
@@ -148,20 +158,20 @@ void vit_forward(const C& cfg, const VitWeights& w, const VitBlockWeights* block
 
   // Tokens: prefix rows are constants; patch rows = conv(image) + conv bias + pos_embed.
   if (v.prefix > 0) std::memcpy(x, w.prefix_tokens, v.prefix * D * sizeof(float));
-  kernels::patch_embed<Arch>(image, v.c, v.h, v.w, v.p, w.patch_weight, D, w.patch_pos_bias, D,
+  kernels::patch_embed<Arch, P>(image, v.c, v.h, v.w, v.p, w.patch_weight, D, w.patch_pos_bias, D,
                              x + v.prefix * D, D, scratch, ex);
 
   for (std::size_t i = 0; i < v.depth; ++i) {
     const VitBlockWeights& b = blocks[i];
     // x = x + ls1 * proj(attention(norm1(x)))
     kernels::layer_norm<Arch>(T, D, x, D, b.norm1.weight, b.norm1.bias, cfg.ln_eps, xn, D, ex);
-    b.qkv.template apply<Arch>(ex, T, D, 3 * D, xn, D, big, 3 * D);
+    b.qkv.template apply<Arch, P>(ex, T, D, 3 * D, xn, D, big, 3 * D, Activation::none, nullptr, 0, scratch);
     kernels::attention<Arch>(T, v.heads, v.hd, cfg.attn_scale, big, 3 * D, xn, D, scratch, ex);
-    b.proj.template apply<Arch>(ex, T, D, D, xn, D, x, D, Activation::none, x, D);
+    b.proj.template apply<Arch, P>(ex, T, D, D, xn, D, x, D, Activation::none, x, D, scratch);
     // x = x + ls2 * fc2(gelu(fc1(norm2(x))))
     kernels::layer_norm<Arch>(T, D, x, D, b.norm2.weight, b.norm2.bias, cfg.ln_eps, xn, D, ex);
-    b.fc1.template apply<Arch>(ex, T, D, H, xn, D, big, H, Activation::gelu_erf);
-    b.fc2.template apply<Arch>(ex, T, H, D, big, H, x, D, Activation::none, x, D);
+    b.fc1.template apply<Arch, P>(ex, T, D, H, xn, D, big, H, Activation::gelu_erf, nullptr, 0, scratch);
+    b.fc2.template apply<Arch, P>(ex, T, H, D, big, H, x, D, Activation::none, x, D, scratch);
   }
 
   // Final norm over the rows the output needs.
@@ -189,14 +199,15 @@ void vit_forward(const C& cfg, const VitWeights& w, const VitBlockWeights* block
     std::memcpy(out, f, D * sizeof(float));
     return;
   }
-  w.head.template apply<Arch>(ex, 1, D, v.classes, f, D, out, v.classes);
+  w.head.template apply<Arch, P>(ex, 1, D, v.classes, f, D, out, v.classes, Activation::none, nullptr, 0, scratch);
 }
 
 }  // namespace detail
 
 // A ViT whose every shape is fixed at compile time by Cfg (the struct vitcc-pack generates).
+// bind(), bound() and the checked and unchecked forward() are ModelBase's (models/model.hpp).
 template <class Cfg, class Arch = default_arch>
-class Vit {
+class Vit : public ModelBase<Vit<Cfg, Arch>, Cfg> {
   static constexpr VitDims dims = VitDims::of(Cfg{});
   static_assert(Cfg::patch > 0 && Cfg::img_h % Cfg::patch == 0 && Cfg::img_w % Cfg::patch == 0,
                 "image size must be a multiple of the patch size");
@@ -217,37 +228,18 @@ class Vit {
   }
   static constexpr std::size_t workspace_alignment = alignment;
 
-  // Binds the weights of `blob` (already opened), refusing a blob whose checksum is not
-  // `expected_checksum` (by default the one recorded in the generated config).
-  Status bind(const BlobView& blob, std::uint64_t expected_checksum = Cfg::blob_checksum) noexcept {
-    bound_ = false;
-    Status s = check_blob_checksum(blob, expected_checksum);
-    if (!s.ok()) return s;
-    s = detail::bind_vit(Cfg{}, blob, weights_, blocks_.data());
-    bound_ = s.ok();
-    return s;
-  }
-
-  bool bound() const noexcept { return bound_; }
-
   // image: CHW float [in_chans, img_h, img_w], normalised as the model expects.
-  // output: output_floats floats. workspace: workspace_bytes, 64-byte aligned, owned by the caller.
-  void forward(const float* image, float* output, void* workspace) const noexcept {
-    detail::vit_forward<Arch>(Cfg{}, weights_, blocks_.data(), image, output, static_cast<float*>(workspace));
-  }
-
-  // The same, with every kernel's tasks spread over the workers of `executor` (null: this thread).
-  // workspace: workspace_bytes_for(worker_count(executor)). The output is identical bit for bit to
-  // the single-threaded one.
-  void forward(const float* image, float* output, void* workspace, const Executor* executor) const noexcept {
-    detail::vit_forward<Arch>(Cfg{}, weights_, blocks_.data(), image, output, static_cast<float*>(workspace),
-                              executor);
-  }
+  // output: output_floats floats (logits, pooled features or every token, as the config says).
 
  private:
+  friend class ModelBase<Vit<Cfg, Arch>, Cfg>;
+  Status bind_weights(const BlobView& blob) noexcept { return detail::bind_vit(Cfg{}, blob, weights_, blocks_.data()); }
+  void run(const float* image, float* output, float* ws, const Executor* ex) const noexcept {
+    detail::vit_forward<Arch, precision_of(Cfg{})>(Cfg{}, weights_, blocks_.data(), image, output, ws, ex);
+  }
+
   VitWeights weights_;
   std::array<VitBlockWeights, std::size_t(Cfg::depth)> blocks_{};
-  bool bound_ = false;
 };
 
 template <class Model>

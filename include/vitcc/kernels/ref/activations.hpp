@@ -1,6 +1,8 @@
 // Scalar reference activations: the definition the SIMD kernels are tested against.
 // The Activation enum lives here (not in kernels/activations.hpp) so the references, which define
 // the semantics, need nothing from the SIMD headers; kernels/activations.hpp re-exports it.
+// Test oracle only (double accumulation): no product path runs it; the scalar path is fp32 code in
+// the kernel headers, for cores whose FPU has single precision only.
 #pragma once
 #include <cmath>
 #include <cstddef>

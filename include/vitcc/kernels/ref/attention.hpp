@@ -1,5 +1,7 @@
 // Scalar reference multi-head self-attention for one image: for each head and each query, one row of
 // scores, a max-subtracted softmax and the weighted sum of values. Deliberately the textbook form.
+// Test oracle only (double accumulation): no product path runs it; the scalar path is fp32 code in
+// the kernel headers, for cores whose FPU has single precision only.
 #pragma once
 #include <cmath>
 #include <cstddef>

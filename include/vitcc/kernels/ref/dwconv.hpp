@@ -1,4 +1,6 @@
 // Scalar reference depthwise convolution over an NHWC map (see kernels/dwconv.hpp for the contract).
+// Test oracle only (double accumulation): no product path runs it; the scalar path is fp32 code in
+// the kernel headers, for cores whose FPU has single precision only.
 #pragma once
 #include <cstddef>
 

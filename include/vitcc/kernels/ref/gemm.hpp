@@ -9,15 +9,20 @@
 //   with zero columns, so the buffer holds packed_b_floats(K, N) = ceil(N / 16) * 16 * K floats.
 //   The width is 16 on every ISA so one blob serves AVX-512 (one zmm per panel row), AVX2 (two ymm)
 //   NEON/SSE (four vectors) and this reference; a panel row is 64 bytes, one cache line.
+// Test oracle only (double accumulation): no product path runs it; the scalar path is fp32 code in
+// the kernel headers, for cores whose FPU has single precision only.
 #pragma once
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 
 #include "vitcc/core/fp.hpp"
+#include "vitcc/io/blob_format.hpp"
 #include "vitcc/kernels/ref/activations.hpp"
 
 namespace vitcc::kernels {
 
-inline constexpr std::size_t gemm_nr = 16;
+inline constexpr std::size_t gemm_nr = blob::panel_cols;
 
 constexpr std::size_t packed_b_floats(std::size_t k, std::size_t n) noexcept {
   return (n + gemm_nr - 1) / gemm_nr * gemm_nr * k;
@@ -43,6 +48,39 @@ inline void pack_b_from_linear(const float* w, std::size_t k, std::size_t n, flo
       for (std::size_t jj = 0; jj < gemm_nr; ++jj)
         dst[kk * gemm_nr + jj] = col0 + jj < n ? w[(col0 + jj) * k + kk] : 0.0f;
   }
+}
+
+// bfloat16: the upper 16 bits of a float32, here rounded to nearest, ties to even (weights are finite:
+// vitcc-pack refuses NaN and Inf).
+inline std::uint16_t to_bf16(float x) noexcept {
+  std::uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  bits += 0x7FFFu + ((bits >> 16) & 1u);
+  return static_cast<std::uint16_t>(bits >> 16);
+}
+inline float from_bf16(std::uint16_t h) noexcept {
+  const std::uint32_t bits = std::uint32_t(h) << 16;
+  float x;
+  std::memcpy(&x, &bits, sizeof x);
+  return x;
+}
+
+// The bfloat16 packed layout (blob layout gemm_b16_k2): panels of 16 columns as in pack_b, each panel
+// ceil(K / 2) rows of 16 pairs: element (kk, nn) of panel p at p * Kp * 16 + (kk / 2) * 32 +
+// (nn % 16) * 2 + kk % 2, with Kp = K rounded up to even; padding is zero. One 32-bit word then holds
+// a column's two consecutive k, which the GEMM splits into two float32 rows with a shift and a mask.
+constexpr std::size_t packed_b_bf16_elements(std::size_t k, std::size_t n) noexcept {
+  return (n + gemm_nr - 1) / gemm_nr * gemm_nr * ((k + 1) / 2 * 2);
+}
+
+// Repacks a float32 packed B (pack_b's layout) as bfloat16 pairs.
+inline void pack_b_bf16(const float* packed, std::size_t k, std::size_t n, std::uint16_t* out) noexcept {
+  const std::size_t kp = (k + 1) / 2 * 2;
+  for (std::size_t p = 0; p * gemm_nr < n; ++p)
+    for (std::size_t kk = 0; kk < kp; ++kk)
+      for (std::size_t jj = 0; jj < gemm_nr; ++jj)
+        out[p * kp * gemm_nr + (kk / 2) * 2 * gemm_nr + jj * 2 + kk % 2] =
+            kk < k ? to_bf16(packed[p * k * gemm_nr + kk * gemm_nr + jj]) : std::uint16_t(0);
 }
 
 // What the GEMM fuses after the dot products, per element:

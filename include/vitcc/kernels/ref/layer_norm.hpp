@@ -1,5 +1,7 @@
 // Scalar reference LayerNorm over the last dimension, as torch.nn.LayerNorm: biased variance, two
 // passes (mean, then the mean of squared deviations) so that large means do not cancel.
+// Test oracle only (double accumulation): no product path runs it; the scalar path is fp32 code in
+// the kernel headers, for cores whose FPU has single precision only.
 #pragma once
 #include <cmath>
 #include <cstddef>

@@ -1,5 +1,7 @@
 // Scalar reference patch embedding: Conv2d(c, d, kernel_size=p, stride=p, padding=0) written as the
 // plain sum it is, reading the weight from its packed-B form (see ref/gemm.hpp).
+// Test oracle only (double accumulation): no product path runs it; the scalar path is fp32 code in
+// the kernel headers, for cores whose FPU has single precision only.
 #pragma once
 #include <cstddef>
 

@@ -1,4 +1,6 @@
 // Scalar reference of small-window attention with an additive bias (see kernels/window_attention.hpp).
+// Test oracle only (double accumulation): no product path runs it; the scalar path is fp32 code in
+// the kernel headers, for cores whose FPU has single precision only.
 #pragma once
 #include <cmath>
 #include <cstddef>

@@ -1,0 +1,446 @@
+// int8 GEMM: C = epilogue(diag(sa) * (Aq * Wq) * diag(sw)), the product of an int8 model's Linear
+// layers and 1x1 / patch convolutions.
+//
+// Contract
+//   A:  M x K float32 row-major (lda). Quantised here, per row (per token): sa_i = max_k |A_ik| / 127,
+//       Aq_ik = round_to_nearest_even(A_ik / sa_i), in [-127, 127] (all zero for a zero row). This is
+//       the GEMM's packing of its A operand: A is read once, into q8 scratch.
+//   Wq: the [K, N] weight as int8, symmetric per output column (sw_n = max_k |W_kn| / 127, from the
+//       packer), in the blob layout gemm_b16_k4: panels of 16 columns, K/4 rows of 16 quads, element
+//       (k, n) of panel p at p * Kp * 16 + (k / 4) * 64 + (n % 16) * 4 + k % 4, Kp = K rounded up to 4,
+//       zero padding; scale[n] = sw_n and colsum[n] = sum_k Wq_kn, both padded with zeros to whole
+//       panels (ceil(N / 16) * 16 entries) so the kernels read them a vector at a time.
+//   C:  M x N float32 (ldc). Int32 accumulation (exact: |sum| <= K * 127 * 127 < 2^31 for K < 133,000),
+//       then the float32 epilogue of the float32 GEMM: scales, bias, activation, residual add.
+//   scratch: q8_scratch_bytes(M, K), 64-byte aligned.
+//
+// Paths (chosen at compile time from what the target ISA has; kernels/gemm.hpp's structure):
+//   AVX512-VNNI  vpdpbusd on zmm: 8 rows x 48 columns per tile, 24 int32 accumulators. vpdpbusd
+//                multiplies unsigned by signed bytes, so A is stored as Aq + 128 and the epilogue
+//                subtracts 128 * colsum[n] (exact in int32).
+//   AVX-VNNI     the same on ymm (also AVX512-VL+VNNI): 6 rows x 16 columns.
+//   scalar       everything else (SSE, NEON for now, Cortex-M): 4 x 4 int32 tiles on signed bytes.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "vitcc/core/aligned.hpp"
+#include "vitcc/core/arch.hpp"
+#include "vitcc/core/config.hpp"
+#include "vitcc/core/executor.hpp"
+#include "vitcc/kernels/gemm.hpp"
+
+#if !VITCC_DISABLE_SIMD && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#endif
+
+namespace vitcc::kernels {
+
+// K rounded up to the quads of the layout: the row stride of quantised A, and of a panel in quads.
+constexpr std::size_t q8_kp(std::size_t k) noexcept { return (k + 3) / 4 * 4; }
+// Elements of a packed int8 weight, and of its padded scale and colsum vectors.
+constexpr std::size_t packed_b_q8_elements(std::size_t k, std::size_t n) noexcept {
+  return (n + gemm_nr - 1) / gemm_nr * gemm_nr * q8_kp(k);
+}
+constexpr std::size_t q8_padded_n(std::size_t n) noexcept { return (n + gemm_nr - 1) / gemm_nr * gemm_nr; }
+
+// Scratch of one int8 GEMM: the quantised rows of A, then their scales.
+constexpr std::size_t q8_scratch_bytes(std::size_t m, std::size_t k) noexcept {
+  return (m * q8_kp(k) + alignment - 1) / alignment * alignment + (m * sizeof(float) + alignment - 1) / alignment * alignment;
+}
+
+// An int8 weight as the kernels read it.
+struct Q8Weight {
+  const std::int8_t* w = nullptr;        // gemm_b16_k4
+  const float* scale = nullptr;          // [q8_padded_n(N)]
+  const std::int32_t* colsum = nullptr;  // [q8_padded_n(N)]
+};
+
+// Packs a float32 packed B (pack_b's layout) as symmetric per-column int8: fills w, scale, colsum.
+inline void pack_b_q8(const float* packed, std::size_t k, std::size_t n, std::int8_t* w, float* scale,
+                      std::int32_t* colsum) noexcept {
+  const std::size_t kp = q8_kp(k), np = q8_padded_n(n);
+  for (std::size_t col = 0; col < np; ++col) {
+    const std::size_t p = col / gemm_nr, jj = col % gemm_nr;
+    float mx = 0.0f;
+    for (std::size_t kk = 0; kk < k; ++kk) mx = std::fmax(mx, std::fabs(packed[p * k * gemm_nr + kk * gemm_nr + jj]));
+    const float s = mx / 127.0f, inv = mx > 0.0f ? 127.0f / mx : 0.0f;
+    std::int32_t sum = 0;
+    for (std::size_t kk = 0; kk < kp; ++kk) {
+      float q = kk < k ? std::nearbyint(packed[p * k * gemm_nr + kk * gemm_nr + jj] * inv) : 0.0f;
+      q = q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q;
+      w[p * kp * gemm_nr + (kk / 4) * 4 * gemm_nr + jj * 4 + kk % 4] = static_cast<std::int8_t>(q);
+      sum += static_cast<std::int32_t>(q);
+    }
+    scale[col] = col < n ? s : 0.0f;
+    colsum[col] = sum;
+  }
+}
+
+namespace detail {
+
+enum class Q8Path { scalar, vnni512, vnni256 };
+
+template <class Arch>
+constexpr Q8Path q8_path() noexcept {
+#if !VITCC_DISABLE_SIMD && (defined(__x86_64__) || defined(__i386__))
+  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
+#if defined(__AVX512VNNI__)
+    return Q8Path::vnni512;
+#endif
+  } else if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
+#if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))
+    return Q8Path::vnni256;
+#endif
+  }
+#endif
+  return Q8Path::scalar;
+}
+
+// VNNI multiplies unsigned A bytes by signed W bytes: A is stored as Aq + 128 there.
+template <class Arch>
+inline constexpr bool q8_unsigned_a = q8_path<Arch>() != Q8Path::scalar;
+
+// Rows [r0, r1) of A quantised into scratch (rows q8_kp(k) bytes apart, the padding zero-valued),
+// their scales after the rows.
+template <class Arch>
+void q8_quantize_rows(std::size_t r0, std::size_t r1, std::size_t m, std::size_t k, const float* a, std::size_t lda,
+                      void* scratch) noexcept {
+  const std::size_t kp = q8_kp(k);
+  auto* q = static_cast<std::uint8_t*>(scratch);
+  float* sa = reinterpret_cast<float*>(q + (m * kp + alignment - 1) / alignment * alignment);
+  const std::uint8_t offset = q8_unsigned_a<Arch> ? 128 : 0;
+  for (std::size_t i = r0; i < r1; ++i) {
+    const float* ar = a + i * lda;
+    std::uint8_t* qr = q + i * kp;
+    float mx = 0.0f;
+    std::size_t j = 0;
+#if !VITCC_DISABLE_SIMD && (defined(__x86_64__) || defined(__i386__))
+    if constexpr (q8_path<Arch>() == Q8Path::vnni512) {
+      __m512 m0 = _mm512_setzero_ps();
+      for (; j + 16 <= k; j += 16) m0 = _mm512_max_ps(m0, _mm512_abs_ps(_mm512_loadu_ps(ar + j)));
+      mx = _mm512_reduce_max_ps(m0);
+    } else if constexpr (q8_path<Arch>() == Q8Path::vnni256) {
+      const __m256 sign = _mm256_set1_ps(-0.0f);
+      __m256 m0 = _mm256_setzero_ps();
+      for (; j + 8 <= k; j += 8) m0 = _mm256_max_ps(m0, _mm256_andnot_ps(sign, _mm256_loadu_ps(ar + j)));
+      alignas(32) float lanes[8];
+      _mm256_store_ps(lanes, m0);
+      for (float v : lanes) mx = v > mx ? v : mx;
+    }
+#endif
+    for (; j < k; ++j) mx = std::fmax(mx, std::fabs(ar[j]));
+    sa[i] = mx / 127.0f;
+    const float inv = mx > 0.0f ? 127.0f / mx : 0.0f;
+    j = 0;
+#if !VITCC_DISABLE_SIMD && (defined(__x86_64__) || defined(__i386__))
+    if constexpr (q8_path<Arch>() == Q8Path::vnni512) {
+      // cvtps rounds to nearest even (MXCSR's default); |Aq| <= 127, so + 128 fits a byte unsigned.
+      const __m512 vinv = _mm512_set1_ps(inv);
+      const __m512i off = _mm512_set1_epi32(128);
+      for (; j + 16 <= k; j += 16) {
+        const __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(ar + j), vinv)), off);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(qr + j), _mm512_cvtusepi32_epi8(v));
+      }
+    } else if constexpr (q8_path<Arch>() == Q8Path::vnni256) {
+      const __m256 vinv = _mm256_set1_ps(inv);
+      const __m256i off = _mm256_set1_epi32(128);
+      for (; j + 8 <= k; j += 8) {
+        const __m256i v = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(ar + j), vinv)), off);
+        alignas(32) std::int32_t lanes[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), v);
+        for (int l = 0; l < 8; ++l) qr[j + std::size_t(l)] = static_cast<std::uint8_t>(lanes[l]);
+      }
+    }
+#endif
+    for (; j < k; ++j) {
+      float v = std::nearbyint(ar[j] * inv);
+      v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+      qr[j] = static_cast<std::uint8_t>(static_cast<std::int32_t>(v) + offset);
+    }
+    for (; j < kp; ++j) qr[j] = offset;  // the value 0
+  }
+}
+
+// The float32 epilogue of one accumulated int32: (acc - corr) * sa * sw + bias -> activation -> + add.
+VITCC_ALWAYS_INLINE float q8_dequant(std::int32_t acc, float sa_sw) noexcept { return float(acc) * sa_sw; }
+
+// ---- scalar path: 4 x 4 int32 tiles on signed bytes ----
+template <std::size_t MR>
+void q8_scalar_tile(std::size_t mv, std::size_t nv, std::size_t kp, const std::int8_t* aq, const float* sa,
+                    const std::int8_t* panel, std::size_t j0, const float* sw, float* c, std::size_t ldc,
+                    const float* bias, Activation act, const float* add, std::size_t ld_add) noexcept {
+  std::int32_t acc[MR][4] = {};
+  const std::int8_t* ar[MR];
+  for (std::size_t i = 0; i < MR; ++i) ar[i] = aq + (i < mv ? i : mv - 1) * kp;
+  for (std::size_t g = 0; g < kp / 4; ++g) {
+    const std::int8_t* bq = panel + g * 4 * gemm_nr + j0 * 4;
+    for (std::size_t u = 0; u < 4; ++u) {
+      const std::int32_t b0 = bq[u], b1 = bq[4 + u], b2 = bq[8 + u], b3 = bq[12 + u];
+      VITCC_UNROLL
+      for (std::size_t i = 0; i < MR; ++i) {
+        const std::int32_t ai = ar[i][4 * g + u];
+        acc[i][0] += ai * b0;
+        acc[i][1] += ai * b1;
+        acc[i][2] += ai * b2;
+        acc[i][3] += ai * b3;
+      }
+    }
+  }
+  for (std::size_t i = 0; i < mv; ++i)
+    for (std::size_t j = 0; j < nv; ++j) {
+      float v = q8_dequant(acc[i][j], sa[i] * sw[j]);
+      if (bias) v += bias[j];
+      v = apply_activation_scalar(v, act);
+      if (add) v += add[i * ld_add + j];
+      c[i * ldc + j] = v;
+    }
+}
+
+inline void q8_scalar_panels(std::size_t m, std::size_t n, std::size_t kp, const std::int8_t* aq, const float* sa,
+                             const Q8Weight& w, float* c, std::size_t ldc, const GemmEpilogue& ep) noexcept {
+  for (std::size_t col0 = 0; col0 < n; col0 += gemm_nr) {
+    const std::int8_t* panel = w.w + col0 / gemm_nr * kp * gemm_nr;
+    for (std::size_t i0 = 0; i0 < m; i0 += 4) {
+      const std::size_t mv = m - i0 < 4 ? m - i0 : 4;
+      for (std::size_t j = 0; j < gemm_nr && col0 + j < n; j += 4) {
+        const std::size_t col = col0 + j, nv = n - col < 4 ? n - col : 4;
+        const float* bias = ep.bias ? ep.bias + col : nullptr;
+        const float* add = ep.add ? ep.add + i0 * ep.ld_add + col : nullptr;
+        const std::int8_t* at = aq + i0 * kp;
+        float* ct = c + i0 * ldc + col;
+        switch (mv) {
+          case 1: q8_scalar_tile<1>(mv, nv, kp, at, sa + i0, panel, j, w.scale + col, ct, ldc, bias, ep.act, add, ep.ld_add); break;
+          case 2: q8_scalar_tile<2>(mv, nv, kp, at, sa + i0, panel, j, w.scale + col, ct, ldc, bias, ep.act, add, ep.ld_add); break;
+          case 3: q8_scalar_tile<3>(mv, nv, kp, at, sa + i0, panel, j, w.scale + col, ct, ldc, bias, ep.act, add, ep.ld_add); break;
+          default: q8_scalar_tile<4>(mv, nv, kp, at, sa + i0, panel, j, w.scale + col, ct, ldc, bias, ep.act, add, ep.ld_add); break;
+        }
+      }
+    }
+  }
+}
+
+#if !VITCC_DISABLE_SIMD && (defined(__x86_64__) || defined(__i386__))
+// ---- VNNI: MR rows x NP panels, each panel row of 16 columns one zmm (or two ymm) of quads ----
+template <class Arch>
+struct q8_tile {
+  static constexpr bool wide = q8_path<Arch>() == Q8Path::vnni512;
+  static constexpr std::size_t lanes = wide ? 16 : 8;     // int32 accumulators per vector
+  static constexpr std::size_t pb = gemm_nr / lanes;      // vectors per panel row
+  static constexpr std::size_t np = wide ? 3 : 1;
+  static constexpr std::size_t mr = wide ? 8 : 6;
+};
+
+#if defined(__AVX512VNNI__)
+template <std::size_t MR, std::size_t NP>
+void q8_vnni512_tile(std::size_t mv, std::size_t nv, std::size_t kp, const std::uint8_t* aq, const float* sa,
+                     const std::int8_t* b, std::size_t panel_stride, const float* sw, const std::int32_t* colsum,
+                     float* c, std::size_t ldc, const float* bias, Activation act, const float* add,
+                     std::size_t ld_add) noexcept {
+  using B = xsimd::batch<float, xsimd::avx512f>;
+  const std::uint8_t* ar[MR];
+  VITCC_UNROLL
+  for (std::size_t i = 0; i < MR; ++i) ar[i] = aq + (i < mv ? i : mv - 1) * kp;
+  __m512i acc[MR][NP];
+  VITCC_UNROLL
+  for (std::size_t i = 0; i < MR; ++i) {
+    VITCC_UNROLL
+    for (std::size_t p = 0; p < NP; ++p) acc[i][p] = _mm512_setzero_si512();
+  }
+  for (std::size_t g = 0; g < kp / 4; ++g) {
+    __m512i bv[NP];
+    VITCC_UNROLL
+    for (std::size_t p = 0; p < NP; ++p) {
+      __builtin_prefetch(b + p * panel_stride + (g + 16) * 64);
+      bv[p] = _mm512_loadu_si512(b + p * panel_stride + g * 64);
+    }
+    VITCC_UNROLL
+    for (std::size_t i = 0; i < MR; ++i) {
+      std::int32_t quad;
+      std::memcpy(&quad, ar[i] + 4 * g, 4);
+      const __m512i av = _mm512_set1_epi32(quad);
+      VITCC_UNROLL
+      for (std::size_t p = 0; p < NP; ++p) acc[i][p] = _mm512_dpbusd_epi32(acc[i][p], av, bv[p]);
+    }
+  }
+  for (std::size_t p = 0; p < NP; ++p) {
+    const std::size_t col = p * gemm_nr;
+    if (col >= nv) break;
+    const __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512(colsum + col), 7);  // 128 * colsum
+    const __m512 wsc = _mm512_loadu_ps(sw + col);
+    for (std::size_t i = 0; i < MR; ++i) {
+      if (i >= mv) break;
+      const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][p], corr)),
+                                     _mm512_mul_ps(wsc, _mm512_set1_ps(sa[i])));
+      gemm_store_batch<xsimd::avx512f>(B(v), nv - col, bias ? bias + col : nullptr, act,
+                                       add ? add + i * ld_add + col : nullptr, c + i * ldc + col);
+    }
+  }
+}
+#endif
+
+#if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))
+VITCC_ALWAYS_INLINE __m256i q8_dpbusd256(__m256i acc, __m256i a, __m256i b) noexcept {
+#if defined(__AVXVNNI__)
+  return _mm256_dpbusd_avx_epi32(acc, a, b);
+#else
+  return _mm256_dpbusd_epi32(acc, a, b);
+#endif
+}
+
+template <std::size_t MR>
+void q8_vnni256_tile(std::size_t mv, std::size_t nv, std::size_t kp, const std::uint8_t* aq, const float* sa,
+                     const std::int8_t* b, const float* sw, const std::int32_t* colsum, float* c, std::size_t ldc,
+                     const float* bias, Activation act, const float* add, std::size_t ld_add) noexcept {
+  using A2 = xsimd::fma3<xsimd::avx2>;
+  using B = xsimd::batch<float, A2>;
+  const std::uint8_t* ar[MR];
+  VITCC_UNROLL
+  for (std::size_t i = 0; i < MR; ++i) ar[i] = aq + (i < mv ? i : mv - 1) * kp;
+  __m256i acc[MR][2];
+  VITCC_UNROLL
+  for (std::size_t i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+  for (std::size_t g = 0; g < kp / 4; ++g) {
+    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + g * 64));
+    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + g * 64 + 32));
+    VITCC_UNROLL
+    for (std::size_t i = 0; i < MR; ++i) {
+      std::int32_t quad;
+      std::memcpy(&quad, ar[i] + 4 * g, 4);
+      const __m256i av = _mm256_set1_epi32(quad);
+      acc[i][0] = q8_dpbusd256(acc[i][0], av, b0);
+      acc[i][1] = q8_dpbusd256(acc[i][1], av, b1);
+    }
+  }
+  for (std::size_t h = 0; h < 2; ++h) {
+    const std::size_t col = h * 8;
+    if (col >= nv) break;
+    const __m256i corr = _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(colsum + col)), 7);
+    const __m256 wsc = _mm256_loadu_ps(sw + col);
+    for (std::size_t i = 0; i < MR; ++i) {
+      if (i >= mv) break;
+      const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[i][h], corr)),
+                                     _mm256_mul_ps(wsc, _mm256_set1_ps(sa[i])));
+      gemm_store_batch<A2>(B(v), nv - col, bias ? bias + col : nullptr, act, add ? add + i * ld_add + col : nullptr,
+                           c + i * ldc + col);
+    }
+  }
+}
+#endif
+#endif
+
+// The int8 GEMM over quantised A (rows kp bytes apart, scales sa): row blocks of A for L2, column
+// tiles of B inside, as the float32 driver (gemm.hpp).
+template <class Arch>
+void q8_panels(std::size_t m, std::size_t n, std::size_t kp, const std::uint8_t* aq, const float* sa, const Q8Weight& w,
+               float* c, std::size_t ldc, const GemmEpilogue& ep) noexcept {
+  if (m == 0 || n == 0) return;
+  constexpr Q8Path path = q8_path<Arch>();
+  if constexpr (path == Q8Path::scalar) {
+    q8_scalar_panels(m, n, kp, reinterpret_cast<const std::int8_t*>(aq), sa, w, c, ldc, ep);
+  } else {
+#if !VITCC_DISABLE_SIMD && (defined(__x86_64__) || defined(__i386__))
+    using tile = q8_tile<Arch>;
+    constexpr std::size_t MR = tile::mr, NP = tile::np;
+    const std::size_t panel_stride = kp * gemm_nr;  // bytes
+    const std::size_t panels = (n + gemm_nr - 1) / gemm_nr;
+    const std::size_t target = 4 * gemm_a_block_floats / (kp ? kp : 1);  // rows of A per L2 block (bytes)
+    const std::size_t tiles = (m + MR - 1) / MR;
+    const std::size_t nblocks_raw = (m + target / 2) / (target ? target : 1);
+    const std::size_t nblocks = nblocks_raw > 0 ? nblocks_raw : 1;
+    const std::size_t mc = (tiles + nblocks - 1) / nblocks * MR;
+    for (std::size_t r0 = 0; r0 < m; r0 += mc) {
+      const std::size_t r1 = m - r0 < mc ? m : r0 + mc;
+      for (std::size_t p0 = 0; p0 < panels; p0 += NP) {
+        const std::size_t col0 = p0 * gemm_nr;
+        const std::size_t nv = n - col0 < NP * gemm_nr ? n - col0 : NP * gemm_nr;
+        const std::int8_t* b = w.w + p0 * panel_stride;
+        const float* bias = ep.bias ? ep.bias + col0 : nullptr;
+        for (std::size_t i0 = r0; i0 < r1; i0 += MR) {
+          const std::size_t mv = m - i0 < MR ? m - i0 : MR;
+          const float* add = ep.add ? ep.add + i0 * ep.ld_add + col0 : nullptr;
+          float* ct = c + i0 * ldc + col0;
+          if constexpr (path == Q8Path::vnni512) {
+#if defined(__AVX512VNNI__)
+            const std::size_t left = panels - p0;
+            if (left >= 3)
+              q8_vnni512_tile<MR, 3>(mv, nv, kp, aq + i0 * kp, sa + i0, b, panel_stride, w.scale + col0, w.colsum + col0, ct,
+                                     ldc, bias, ep.act, add, ep.ld_add);
+            else if (left == 2)
+              q8_vnni512_tile<MR, 2>(mv, nv, kp, aq + i0 * kp, sa + i0, b, panel_stride, w.scale + col0, w.colsum + col0, ct,
+                                     ldc, bias, ep.act, add, ep.ld_add);
+            else
+              q8_vnni512_tile<MR, 1>(mv, nv, kp, aq + i0 * kp, sa + i0, b, panel_stride, w.scale + col0, w.colsum + col0, ct,
+                                     ldc, bias, ep.act, add, ep.ld_add);
+#endif
+          } else {
+#if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))
+            q8_vnni256_tile<MR>(mv, nv, kp, aq + i0 * kp, sa + i0, b, w.scale + col0, w.colsum + col0, ct, ldc, bias,
+                                ep.act, add, ep.ld_add);
+#endif
+          }
+        }
+      }
+    }
+#endif
+  }
+}
+
+// Quantised A in scratch: where the rows and the scales are.
+struct Q8A {
+  const std::uint8_t* q;
+  const float* sa;
+};
+inline Q8A q8_a(const void* scratch, std::size_t m, std::size_t k) noexcept {
+  const auto* q = static_cast<const std::uint8_t*>(scratch);
+  return {q, reinterpret_cast<const float*>(q + (m * q8_kp(k) + alignment - 1) / alignment * alignment)};
+}
+
+}  // namespace detail
+
+// C = epilogue(A * W) with an int8 weight, on the calling thread.
+template <class Arch>
+void gemm_q8(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda, const Q8Weight& w, float* c,
+             std::size_t ldc, const GemmEpilogue& ep, void* scratch) noexcept {
+  detail::q8_quantize_rows<Arch>(0, m, m, k, a, lda, scratch);
+  const detail::Q8A qa = detail::q8_a(scratch, m, k);
+  detail::q8_panels<Arch>(m, n, q8_kp(k), qa.q, qa.sa, w, c, ldc, ep);
+}
+
+// The same spread over the workers of `ex`: rows quantised in blocks of 16, then the float32 GEMM's
+// task split (gemm_tasks); every element is computed the same way whoever computes it.
+template <class Arch>
+void gemm_q8(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda, const Q8Weight& w, float* c,
+             std::size_t ldc, const GemmEpilogue& ep, void* scratch, const Executor* ex) noexcept {
+  if (worker_count(ex) == 1) {
+    gemm_q8<Arch>(m, n, k, a, lda, w, c, ldc, ep, scratch);
+    return;
+  }
+  constexpr std::size_t rows_per_task = 16;
+  parallel_for(ex, (m + rows_per_task - 1) / rows_per_task, [&](std::size_t t, std::size_t) {
+    const std::size_t r0 = t * rows_per_task, r1 = m - r0 < rows_per_task ? m : r0 + rows_per_task;
+    detail::q8_quantize_rows<Arch>(r0, r1, m, k, a, lda, scratch);
+  });
+  const detail::Q8A qa = detail::q8_a(scratch, m, k);
+  const std::size_t kp = q8_kp(k);
+  parallel_for(ex, gemm_tasks(m, n), [&](std::size_t task, std::size_t) {
+    const std::size_t tr = gemm_task_rows(m, n);
+    const std::size_t row_blocks = (m + tr - 1) / tr;
+    const std::size_t i0 = task % row_blocks * tr, j0 = task / row_blocks * gemm_task_cols;
+    const std::size_t mt = m - i0 < tr ? m - i0 : tr;
+    const std::size_t nt = n - j0 < gemm_task_cols ? n - j0 : gemm_task_cols;
+    GemmEpilogue e = ep;
+    if (e.bias) e.bias += j0;
+    if (e.add) e.add += i0 * e.ld_add + j0;
+    Q8Weight wt = w;
+    wt.w += j0 / gemm_nr * kp * gemm_nr;
+    wt.scale += j0;
+    wt.colsum += j0;
+    detail::q8_panels<Arch>(mt, nt, kp, qa.q + i0 * kp, qa.sa + i0, wt, c + i0 * ldc + j0, ldc, e);
+  });
+}
+
+}  // namespace vitcc::kernels
