@@ -85,8 +85,8 @@ bench-compare:
 
 # Hardening (issue 6, docs/SECURITY.md). test-sanitize: the whole suite again, built with
 # AddressSanitizer + UndefinedBehaviorSanitizer (the runners vitcc-run compiles too), reusing the
-# host build's fixtures. install_consumer is left out: it builds a separate consumer project with
-# the plain compiler and tests packaging, not memory safety. The end-to-end parity tests run on a
+# host build's fixtures and onnxruntime-node. install_consumer is left out: it builds a separate
+# consumer project with the plain compiler and tests packaging, not memory safety. The end-to-end parity tests run on a
 # subset of the fixtures that covers every packer path (all of them take ~25 min under ASan; the
 # plain `make test` runs them all). fuzz: every libFuzzer target for
 # FUZZ_SECONDS each (tools/fuzz.sh; clang).
@@ -98,7 +98,8 @@ SANITIZE_E2E ?= vit_tiny_patch16_224_op10,vit_tiny_patch16_224_op13_dynbatch,var
 test-sanitize: build
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
 		-DCMAKE_CXX_FLAGS="$(SANITIZE_FLAGS)" -DCMAKE_EXE_LINKER_FLAGS="$(SANITIZE_FLAGS)" \
-		-DVITCC_RUN_EXTRA_FLAGS="$(SANITIZE_FLAGS)" -DVITCC_FIXTURES_DIR=$(CURDIR)/$(BUILD)/fixtures $(CMAKE_FLAGS)
+		-DVITCC_RUN_EXTRA_FLAGS="$(SANITIZE_FLAGS)" -DVITCC_FIXTURES_DIR=$(CURDIR)/$(BUILD)/fixtures \
+		-DVITCC_ORT_DIR=$(CURDIR)/$(BUILD)/ort $(CMAKE_FLAGS)
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/hardening/lsan.supp:print_suppressions=0 \

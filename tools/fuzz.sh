@@ -3,7 +3,8 @@
 # and runs each target for SECONDS (default 60). CI runs it with 30.
 #
 #   tools/fuzz.sh [SECONDS]          environment: FUZZ_BUILD (default build-fuzz), JOBS (default 2),
-#                                    FUZZ_TARGETS (default: all five)
+#                                    FUZZ_TARGETS (default: all six), FUZZ_ONNX_MODELS=1 (fuzz_onnx_graph
+#                                    also starts from the demo models: slow, for long runs)
 #
 # Corpora grow in $FUZZ_BUILD/fuzz-corpus/<target> (kept between runs, seeded from
 # $FUZZ_BUILD/fuzz-seeds); a crash is written to $FUZZ_BUILD/fuzz-artifacts/<target>/ and makes the
@@ -13,7 +14,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-60}
 build=${FUZZ_BUILD:-$root/build-fuzz}
 jobs=${JOBS:-2}
-targets=${FUZZ_TARGETS:-"fuzz_blob fuzz_onnx fuzz_config fuzz_npy fuzz_image"}
+targets=${FUZZ_TARGETS:-"fuzz_blob fuzz_onnx fuzz_onnx_graph fuzz_config fuzz_npy fuzz_image"}
 CLANG=${CLANG:-clang++}
 command -v "$CLANG" >/dev/null || { echo "fuzz.sh: $CLANG not found (Debian: apt-get install clang libclang-rt-14-dev)" >&2; exit 1; }
 
@@ -32,16 +33,22 @@ status=0
 for t in $targets; do
   corpus="$build/fuzz-corpus/$t" artifacts="$build/fuzz-artifacts/$t/"
   mkdir -p "$corpus" "$artifacts"
-  extra=()
+  extra=() seeds=("$build/fuzz-seeds/${t#fuzz_}")
   case $t in
     fuzz_blob)  extra=(-max_len=2500000) ;;  # the demo blob is the seed
     fuzz_onnx)  extra=(-max_len=600000 -timeout=20) ;;
+    # structure-aware: hand-made shape graphs and the tiny ViT exports (and the demo models if asked)
+    fuzz_onnx_graph)
+      extra=(-max_len=600000 -timeout=20) seeds+=("$build/fuzz-seeds/onnx")
+      if [ "${FUZZ_ONNX_MODELS:-0}" = 1 ]; then
+        extra=(-max_len=2500000 -timeout=20) seeds+=("$build/fuzz-seeds/onnx_models")
+      fi ;;
     fuzz_image) extra=(-max_len=200000 -timeout=20) ;;
     *)          extra=(-max_len=200000) ;;
   esac
   log="$build/fuzz-$t.log"
   rc=0
-  "$build/bin/$t" "$corpus" "$build/fuzz-seeds/${t#fuzz_}" -max_total_time="$seconds" -rss_limit_mb=3000 \
+  "$build/bin/$t" "$corpus" "${seeds[@]}" -max_total_time="$seconds" -rss_limit_mb=3000 \
     -artifact_prefix="$artifacts" -print_final_stats=1 "${extra[@]}" >"$log" 2>&1 || rc=$?
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
   if [ "$rc" -ne 0 ]; then

@@ -172,6 +172,24 @@ struct Onnx {
     for (float v : values) t->add_float_data(v);
     return t;
   }
+  // An integer initializer (int64, or int32 with type INT32); dims {} is a scalar.
+  onnx::TensorProto* ints(const std::string& name, std::vector<std::int64_t> dims, std::vector<std::int64_t> values,
+                          int type = onnx::TensorProto::INT64) {
+    auto* t = m.mutable_graph()->add_initializer();
+    t->set_name(name);
+    t->set_data_type(type);
+    for (auto d : dims) t->add_dims(d);
+    for (auto v : values) {
+      if (type == onnx::TensorProto::INT64) t->add_int64_data(v);
+      else t->add_int32_data(static_cast<std::int32_t>(v));
+    }
+    return t;
+  }
+  onnx::TensorProto* floats(const std::string& name, std::vector<std::int64_t> dims, float value) {
+    std::int64_t n = 1;
+    for (auto d : dims) n *= d;
+    return init(name, dims, std::vector<float>(static_cast<std::size_t>(n), value));
+  }
   onnx::TensorProto* find_init(const std::string& name) {
     for (auto& t : *m.mutable_graph()->mutable_initializer())
       if (t.name() == name) return &t;
@@ -695,6 +713,153 @@ TEST_CASE("ONNX: sizes that overflow or exhaust memory") {
     shape->add_int64_data(8);
     o.node("Reshape", {"s", "target"}, {"t"}, "reshape");
     expect_refusal(o.save("reshape_overflow"), {"node 'reshape' (Reshape)", "shape [4611686018427387904, 8] has too many elements"});
+  }
+}
+
+namespace {
+constexpr std::int64_t kMin64 = std::numeric_limits<std::int64_t>::min(), kMax64 = std::numeric_limits<std::int64_t>::max();
+
+// The base model plus a subgraph on constants whose output nothing reads: the folder evaluates it
+// anyway (constants are folded before dead nodes are dropped), so whatever a file holds is computed.
+struct DeadSubgraph : Onnx {
+  explicit DeadSubgraph(int opset = 13) : Onnx(opset) {}
+  void op(const std::string& type, std::vector<std::string> ins, const std::string& name) { node(type, ins, {name + "_out"}, name); }
+};
+}  // namespace
+
+TEST_CASE("ONNX: integer arithmetic the folder and the interpreter compute on file data") {
+  // Each of these was undefined behaviour (signed overflow, a float converted out of range) or a
+  // SIGFPE before the checks; the first is the 3-node file of the security review.
+  SUBCASE("O18 INT64_MIN / -1 (was SIGFPE, exit 136)") {
+    DeadSubgraph o;
+    o.ints("ka", {1}, {kMin64});
+    o.ints("kb", {1}, {-1});
+    o.op("Div", {"ka", "kb"}, "div");
+    expect_refusal(o.save("div_min"), {"node 'div' (Div)", "-9223372036854775808 / -1 overflows int64"});
+  }
+  SUBCASE("O19 int64 Add, Sub, Mul and Neg that overflow") {
+    DeadSubgraph o;
+    o.ints("max", {1}, {kMax64});
+    o.ints("min", {}, {kMin64});
+    o.ints("one", {}, {1});
+    o.ints("big", {2}, {std::int64_t(1) << 32, 3});
+    o.op("Add", {"max", "one"}, "add1");
+    expect_refusal(o.save("add_overflow"), {"node 'add1' (Add)", "9223372036854775807 + 1 overflows int64"});
+    o.m.mutable_graph()->mutable_node(2)->set_op_type("Sub");
+    o.m.mutable_graph()->mutable_node(2)->set_input(0, "min");
+    expect_refusal(o.save("sub_overflow"), {"node 'add1' (Sub)", "-9223372036854775808 - 1 overflows int64"});
+    o.m.mutable_graph()->mutable_node(2)->set_op_type("Mul");
+    o.m.mutable_graph()->mutable_node(2)->set_input(0, "big");
+    o.m.mutable_graph()->mutable_node(2)->set_input(1, "big");
+    expect_refusal(o.save("mul_overflow"), {"node 'add1' (Mul)", "4294967296 * 4294967296 overflows int64"});
+    o.m.mutable_graph()->mutable_node(2)->set_op_type("Neg");
+    o.m.mutable_graph()->mutable_node(2)->mutable_input()->RemoveLast();
+    o.m.mutable_graph()->mutable_node(2)->set_input(0, "min");
+    expect_refusal(o.save("neg_overflow"), {"node 'add1' (Neg)", "-(-9223372036854775808) overflows int64"});
+  }
+  SUBCASE("O20 int32 results are checked against the int32 range") {
+    DeadSubgraph o;
+    o.ints("ka", {1}, {std::numeric_limits<std::int32_t>::min()}, onnx::TensorProto::INT32);
+    o.ints("kb", {1}, {-1}, onnx::TensorProto::INT32);
+    o.op("Div", {"ka", "kb"}, "div32");
+    expect_refusal(o.save("div32"), {"node 'div32' (Div)", "-2147483648 / -1 overflows int32"});
+  }
+  SUBCASE("O21 Range whose limit - start overflows, and a float Range to NaN") {
+    DeadSubgraph o;
+    o.ints("rs", {}, {kMin64});
+    o.ints("rl", {}, {kMax64});
+    o.ints("rd", {}, {1});
+    o.op("Range", {"rs", "rl", "rd"}, "range");
+    expect_refusal(o.save("range_span"), {"node 'range' (Range)", "would have 18446744073709551615 elements"});
+    DeadSubgraph f;
+    f.floats("rs", {}, 0.0f);
+    f.floats("rl", {}, std::numeric_limits<float>::quiet_NaN());
+    f.floats("rd", {}, 1.0f);
+    f.op("Range", {"rs", "rl", "rd"}, "frange");
+    expect_refusal(f.save("range_nan"), {"node 'frange' (Range)", "Range bounds are not finite"});
+  }
+  SUBCASE("O22 Slice steps of INT64_MIN and 2^62 (valid: one element each)") {
+    DeadSubgraph o;
+    o.ints("data", {4, 5}, std::vector<std::int64_t>(20, 7));
+    o.ints("st", {1}, {-1});
+    o.ints("en", {1}, {kMin64});
+    o.ints("ax", {1}, {0});
+    o.ints("step", {1}, {kMin64});
+    o.ints("big", {1}, {std::int64_t(1) << 62});
+    o.ints("zero", {1}, {0});
+    o.op("Slice", {"data", "st", "en", "ax", "step"}, "slice_min");
+    o.op("Slice", {"data", "zero", "big", "ax", "big"}, "slice_big");
+    CHECK(load_error(o.save("slice_steps")) == "");
+  }
+  SUBCASE("O23 Split with no outputs (was SIGFPE) and split sizes whose sum overflows") {
+    DeadSubgraph o(18);  // the ONNX checker would refuse a Split without outputs at opsets it knows
+    o.ints("data", {4}, {1, 2, 3, 4});
+    o.node("Split", {"data"}, {}, "split0");
+    expect_refusal(o.save("split_none"), {"node 'split0' (Split)", "Split without outputs"});
+    DeadSubgraph s;
+    s.ints("data", {4}, {1, 2, 3, 4});
+    s.ints("sizes", {3}, {kMax64, kMax64, 6});
+    s.node("Split", {"data", "sizes"}, {"p", "q", "r"}, "split3");
+    expect_refusal(s.save("split_sum"), {"node 'split3' (Split)", "do not add up to 4"});
+  }
+  SUBCASE("O24 an empty tensor whose other dimensions are huge (Concat of two overflowed)") {
+    DeadSubgraph o;
+    o.ints("e", {0, std::int64_t(1) << 62}, {});
+    o.node("Concat", {"e", "e"}, {"cat"}, "concat");
+    o.m.mutable_graph()->mutable_node(2)->add_attribute()->set_name("axis");
+    o.m.mutable_graph()->mutable_node(2)->mutable_attribute(0)->set_type(onnx::AttributeProto::INT);
+    o.m.mutable_graph()->mutable_node(2)->mutable_attribute(0)->set_i(1);
+    expect_refusal(o.save("empty_huge"), {"initializer 'e'", "is empty, but its other dimensions multiply to more than 268435456"});
+  }
+  SUBCASE("O25 Pad and Conv sizes that overflow (Pad: found by fuzz_onnx_graph)") {
+    DeadSubgraph o;
+    o.ints("data", {2, 2}, {1, 2, 3, 4});
+    o.ints("pads", {4}, {kMax64, 0, 1, 0});
+    o.op("Pad", {"data", "pads"}, "pad");
+    expect_refusal(o.save("pad_overflow"), {"node 'pad' (Pad)", "a padded dimension overflows int64"});
+    DeadSubgraph c;
+    c.floats("img", {1, 1, 4, 4}, 1.0f);
+    c.floats("w", {1, 1, 2, 2}, 1.0f);
+    auto* n = c.node("Conv", {"img", "w"}, {"conv_out"}, "conv");
+    auto* a = n->add_attribute();
+    a->set_name("dilations");
+    a->set_type(onnx::AttributeProto::INTS);
+    a->add_ints(kMax64);
+    a->add_ints(1);
+    expect_refusal(c.save("conv_overflow"), {"node 'conv' (Conv)", "an output size overflows int64"});
+  }
+  SUBCASE("O26 Cast of a float beyond the int64 range") {
+    DeadSubgraph o;
+    o.floats("f", {1}, 1e30f);
+    auto* n = o.node("Cast", {"f"}, {"i"}, "cast");
+    auto* a = n->add_attribute();
+    a->set_name("to");
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(onnx::TensorProto::INT64);
+    expect_refusal(o.save("cast_range"), {"node 'cast' (Cast)", "is out of the range of int64"});
+  }
+  SUBCASE("O27 BatchNormalization with no channels (was SIGFPE; valid: an empty output)") {
+    DeadSubgraph o;
+    o.floats("x0", {2, 0, 3}, 0.0f);
+    for (const char* p : {"sc", "bi", "me", "va"}) o.floats(p, {0}, 0.0f);
+    o.op("BatchNormalization", {"x0", "sc", "bi", "me", "va"}, "bn");
+    CHECK(load_error(o.save("bn_empty")) == "");
+  }
+  SUBCASE("O28 a NaN where an integer attribute belongs") {
+    DeadSubgraph o(18);  // the checker would refuse the attribute type at opsets it knows
+    o.ints("data", {3}, {1, 2, 3});
+    o.ints("idx", {1}, {0});
+    auto* n = o.node("Gather", {"data", "idx"}, {"g"}, "gather");
+    auto* a = n->add_attribute();
+    a->set_name("axis");
+    a->set_type(onnx::AttributeProto::FLOAT);
+    a->set_f(std::numeric_limits<float>::quiet_NaN());
+    expect_refusal(o.save("attr_nan"), {"node 'gather' (Gather)", "attribute 'axis' is the float nan, expected an integer"});
+  }
+  SUBCASE("O29 an opset version beyond 32 bits (was read as opset 13)") {
+    Onnx o;
+    o.m.mutable_opset_import(0)->set_version((std::int64_t(1) << 32) + 13);
+    expect_refusal(o.save("opset_wide"), {"opset version 4294967309 of domain '' is out of range"});
   }
 }
 

@@ -7,7 +7,7 @@ Each case is either a valid export of something vitcc does not model (tanh GELU,
 extra op inside a block, a CNN; an EfficientViT with GELU, a gated mixer, shifted windows, more
 heads or blocks than the library holds, ...) or a damaged file (unknown op, missing initializer, a
 cycle, external data that is missing, short or outside the model's folder; an EfficientViT whose
-bias index table points past its bias table). OUT_DIR/cases.json lists
+bias index table points past its bias table; shape subgraphs that crashed the constant folder). OUT_DIR/cases.json lists
 {file, expect: [substrings the one-line error must contain]}, and a few edge cases that must be
 accepted instead: {file, accept: true}. Deterministic; cached by a stamp.
 """
@@ -243,6 +243,33 @@ def efficientvit_cases(out):
     return cases
 
 
+def folder_crash_cases(out):
+    """Files that crashed vitcc-pack's constant folder (SIGFPE, exit 136) before its integer arithmetic
+    was checked: the folder evaluates every constant subgraph, dead or not, before dead nodes go."""
+    from onnx import TensorProto, helper
+    cases = []
+
+    def const(name, value):
+        return helper.make_node('Constant', [], [name], name=name,
+                                value=numpy_helper.from_array(np.array([value], dtype=np.int64), name))
+
+    def save(name, nodes, opset, output='q'):
+        g = helper.make_graph(nodes, name, [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info(output, TensorProto.INT64, [1])])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid('', opset)], producer_name='vitcc-bad-models')
+        m.ir_version = 8
+        onnx.save(m, os.path.join(out, name + '.onnx'))
+
+    # The security review's 3-node file: INT64_MIN / -1 in a shape subgraph.
+    save('int64_min_div', [const('a', np.iinfo(np.int64).min), const('b', -1),
+                           helper.make_node('Div', ['a', 'b'], ['q'], name='div')], 13)
+    cases.append({'file': 'int64_min_div.onnx', 'expect': ["node 'div' (Div)", '-9223372036854775808 / -1 overflows int64']})
+    # A Split without outputs divides by its output count (opset 18: the ONNX checker does not run).
+    save('split_no_outputs', [const('a', 4), helper.make_node('Split', ['a'], [], name='split')], 18, output='a')
+    cases.append({'file': 'split_no_outputs.onnx', 'expect': ["node 'split' (Split)", 'Split without outputs']})
+    return cases
+
+
 def main(out):
     os.makedirs(out, exist_ok=True)
     cases_path = os.path.join(out, 'cases.json')
@@ -306,6 +333,7 @@ def main(out):
     cases.append({'file': 'resnet18.onnx', 'expect': ['node']})
 
     cases += efficientvit_cases(out)
+    cases += folder_crash_cases(out)
 
     # External data: the demo's weights moved out of the .onnx file, then damaged.
     for case, expect in (('external_escape', ['escapes the model', 'folder']), ('external_missing', ['is missing']),

@@ -23,7 +23,9 @@
 #include <sstream>
 #include <unordered_set>
 
+#include "checked_int.hpp"
 #include "onnx_ops.hpp"
+#include "onnx_proto.hpp"
 
 namespace vitcc::pack {
 
@@ -46,14 +48,23 @@ double OnnxTensor::as_double(std::int64_t k) const {
 }
 
 std::int64_t OnnxTensor::as_int(std::int64_t k) const {
-  return dtype == DType::f32 ? static_cast<std::int64_t>(f.at(k)) : i.at(k);
+  if (dtype != DType::f32) return i.at(k);
+  const float v = f.at(k);
+  if (!detail::float_fits(DType::i64, v)) throw ValueError("value " + std::to_string(v) + " has no int64 value");
+  return static_cast<std::int64_t>(v);
 }
 
 std::int64_t OnnxNode::attr_int(const std::string& a, std::int64_t dflt) const {
   auto it = attrs.find(a);
   if (it == attrs.end()) return dflt;
   if (it->second.kind == OnnxAttribute::Kind::i) return it->second.i;
-  if (it->second.kind == OnnxAttribute::Kind::f) return static_cast<std::int64_t>(it->second.f);
+  if (it->second.kind == OnnxAttribute::Kind::f) {
+    // Converting NaN, Inf or a float beyond +-2^63 would be undefined behaviour.
+    const float v = it->second.f;
+    if (!detail::float_fits(DType::i64, v))
+      throw ValueError("attribute '" + a + "' is the float " + std::to_string(v) + ", expected an integer");
+    return static_cast<std::int64_t>(v);
+  }
   return dflt;
 }
 
@@ -274,6 +285,16 @@ struct Loader {
     return o;
   }
 
+  OnnxNode node(const onnx::NodeProto& np) const {
+    OnnxNode n;
+    n.name = np.name();
+    n.op_type = np.op_type();
+    n.inputs.assign(np.input().begin(), np.input().end());
+    n.outputs.assign(np.output().begin(), np.output().end());
+    for (const auto& a : np.attribute()) n.attrs[a.name()] = attribute(a, n.label());
+    return n;
+  }
+
   OnnxAttribute attribute(const onnx::AttributeProto& a, const std::string& where) const {
     OnnxAttribute o;
     switch (a.type()) {
@@ -302,6 +323,26 @@ std::string dim_str(const onnx::TensorShapeProto::Dimension& d) {
 }  // namespace
 
 const std::vector<std::string>& OnnxGraph::supported_ops() { return detail::supported_op_list(); }
+
+namespace detail {
+
+namespace {
+Loader loader_for(const std::string& file) {
+  Loader L;
+  L.file = file;
+  std::error_code ec;
+  L.base_dir = fs::weakly_canonical(fs::absolute(fs::path(file)).parent_path(), ec);
+  return L;
+}
+}  // namespace
+
+OnnxTensor tensor_from_proto(const onnx::TensorProto& t, const std::string& file, const std::string& where) {
+  return loader_for(file).tensor(t, where);
+}
+
+OnnxNode node_from_proto(const onnx::NodeProto& n, const std::string& file) { return loader_for(file).node(n); }
+
+}  // namespace detail
 
 const std::vector<std::int64_t>& OnnxGraph::output_shape() const { return value_info(output_value_).shape; }
 
@@ -370,13 +411,18 @@ OnnxGraph OnnxGraph::load(const std::string& path) {
   }
   if (model.ir_version() <= 0 || !model.has_graph() || model.graph().node_size() == 0)
     throw PackError(path, "", "not an ONNX model: no ir_version or no graph nodes (is this really an .onnx file?)");
+  if (model.ir_version() > INT_MAX)  // the checker takes an int
+    throw PackError(path, "", "ir_version " + std::to_string(model.ir_version()) + " is out of range");
   g.ir_version_ = model.ir_version();
   g.producer_ = model.producer_name();
   if (!model.producer_version().empty()) g.producer_ += (g.producer_.empty() ? "" : " ") + model.producer_version();
 
-  std::unordered_map<std::string, int> opsets;
+  std::unordered_map<std::string, int> opsets;  // int: what the checker takes
   for (const auto& op : model.opset_import()) {
     const std::string dom = op.domain() == "ai.onnx" ? "" : op.domain();
+    // Checked before narrowing: version 2^32 + 13 must not pass as opset 13.
+    if (op.version() < 1 || op.version() > INT_MAX)
+      throw PackError(path, "", "opset version " + std::to_string(op.version()) + " of domain '" + op.domain() + "' is out of range");
     opsets[dom] = static_cast<int>(op.version());
   }
   if (!opsets.count("")) throw PackError(path, "", "the model imports no default-domain (ai.onnx) opset");
@@ -452,17 +498,13 @@ OnnxGraph OnnxGraph::load(const std::string& path) {
   std::unordered_map<std::string, int> produced_by;
   for (int k = 0; k < graph.node_size(); ++k) {
     const onnx::NodeProto& np = graph.node(k);
-    OnnxNode& n = raw[k];
-    n.name = np.name();
-    n.op_type = np.op_type();
-    n.inputs.assign(np.input().begin(), np.input().end());
-    n.outputs.assign(np.output().begin(), np.output().end());
+    const std::string named = np.name().empty() ? (np.output().empty() ? "" : np.output(0)) : np.name();
     const std::string dom = np.domain() == "ai.onnx" ? "" : np.domain();
-    if (!dom.empty())
-      throw PackError(path, "", "unsupported op '" + dom + "::" + n.op_type + "' at node '" + (n.name.empty() ? (n.outputs.empty() ? "" : n.outputs[0]) : n.name) + "'");
-    if (!detail::op_supported(n.op_type))
-      throw PackError(path, "", "unsupported op '" + n.op_type + "' at node '" + (n.name.empty() ? (n.outputs.empty() ? "" : n.outputs[0]) : n.name) + "'");
-    for (const auto& a : np.attribute()) n.attrs[a.name()] = L.attribute(a, n.label());
+    if (!dom.empty()) throw PackError(path, "", "unsupported op '" + dom + "::" + np.op_type() + "' at node '" + named + "'");
+    if (!detail::op_supported(np.op_type()))
+      throw PackError(path, "", "unsupported op '" + np.op_type() + "' at node '" + named + "'");
+    raw[k] = L.node(np);
+    const OnnxNode& n = raw[k];
     for (const std::string& o : n.outputs) {
       if (o.empty()) continue;
       if (defined.count(o)) throw PackError(path, n.label(), "output '" + o + "' redefines a graph input or initializer");

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -23,6 +24,12 @@ namespace vitcc::pack {
 enum class DType { f32, i64, i32, boolean };
 const char* dtype_name(DType t);
 
+// Thrown by OnnxTensor::as_int and OnnxNode::attr_int for a float that has no int64 value (NaN,
+// Inf, beyond +-2^63); eval_op turns it into a PackError naming the node.
+struct ValueError : std::domain_error {
+  using std::domain_error::domain_error;
+};
+
 struct OnnxTensor {
   DType dtype = DType::f32;
   std::vector<std::int64_t> shape;
@@ -33,7 +40,8 @@ struct OnnxTensor {
 
   std::int64_t numel() const;
   bool is_float() const { return dtype == DType::f32; }
-  // Value of element k converted to double / int64 (any dtype); k < numel().
+  // Value of element k converted to double / int64 (any dtype; a float truncated toward zero, ValueError
+  // when it has no int64 value); k < numel().
   double as_double(std::int64_t k) const;
   std::int64_t as_int(std::int64_t k) const;
 };
@@ -59,6 +67,7 @@ struct OnnxNode {
 
   std::string label() const { return describe_node(name, op_type, outputs.empty() ? "" : outputs[0]); }
   bool has_attr(const std::string& a) const { return attrs.count(a) != 0; }
+  // An INT attribute, or a FLOAT one truncated toward zero (ValueError when it has no int64 value).
   std::int64_t attr_int(const std::string& a, std::int64_t dflt) const;
   float attr_float(const std::string& a, float dflt) const;
   std::string attr_string(const std::string& a, const std::string& dflt) const;

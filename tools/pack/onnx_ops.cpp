@@ -13,6 +13,8 @@
 #include <set>
 #include <stdexcept>
 
+#include "checked_int.hpp"
+
 namespace vitcc::pack::detail {
 namespace {
 
@@ -64,6 +66,14 @@ struct Call {
 };
 
 std::int64_t numel(const Shape& s) { return shape_numel(s); }
+
+// Refuses an integer result that does not fit its type (expr: the computation, e.g. "INT64_MIN / -1").
+[[noreturn]] void overflow(const Call& c, const std::string& expr, DType t) {
+  const bool i32 = t == DType::i32;
+  c.fail(expr + " overflows " + dtype_name(t) + "; expected every result in [" +
+         std::to_string(i32 ? std::numeric_limits<std::int32_t>::min() : std::numeric_limits<std::int64_t>::min()) + ", " +
+         std::to_string(i32 ? std::numeric_limits<std::int32_t>::max() : std::numeric_limits<std::int64_t>::max()) + "]");
+}
 
 Shape strides_of(const Shape& s) {
   Shape st(s.size(), 1);
@@ -166,8 +176,12 @@ std::vector<OnnxTensor> unary(const Call& c) {
   OnnxTensor o = make(x.dtype, x.shape, x.has_data);
   if (!x.has_data) return {o};
   if (x.dtype != DType::f32) {
-    for (std::size_t k = 0; k < x.i.size(); ++k)
-      o.i[k] = op == "Neg" ? -x.i[k] : std::max<std::int64_t>(x.i[k], 0);
+    for (std::size_t k = 0; k < x.i.size(); ++k) {
+      const std::int64_t v = x.i[k];
+      std::int64_t r = std::max<std::int64_t>(v, 0);
+      if (op == "Neg" && (!sub_ok(0, v, &r) || !fits(x.dtype, r))) overflow(c, "-(" + std::to_string(v) + ")", x.dtype);
+      o.i[k] = r;
+    }
     return {o};
   }
   const float* a = x.f.data();
@@ -256,15 +270,26 @@ std::vector<OnnxTensor> binary(const Call& c) {
     else if (op == "Mul") binary_loop<float>(out, a.shape, a.f, b.shape, b.f, y, [](float x, float z) { return x * z; });
     else binary_loop<float>(out, a.shape, a.f, b.shape, b.f, y, [](float x, float z) { return x / z; });
   } else {
+    // Every result checked: the operands are file data (shape subgraphs are folded before dead
+    // nodes are dropped, so whatever a file holds is computed).
     std::int64_t* y = o.i.data();
     using I = std::int64_t;
-    if (op == "Add") binary_loop<I>(out, a.shape, a.i, b.shape, b.i, y, [](I x, I z) { return x + z; });
-    else if (op == "Sub") binary_loop<I>(out, a.shape, a.i, b.shape, b.i, y, [](I x, I z) { return x - z; });
-    else if (op == "Mul") binary_loop<I>(out, a.shape, a.i, b.shape, b.i, y, [](I x, I z) { return x * z; });
-    else {
+    const DType t = a.dtype;
+    auto checked = [&](bool ok, I x, const char* sym, I z, I r) {
+      if (!ok || !fits(t, r)) overflow(c, std::to_string(x) + sym + std::to_string(z), t);
+      return r;
+    };
+    if (op == "Add") {
+      binary_loop<I>(out, a.shape, a.i, b.shape, b.i, y, [&](I x, I z) { I r = 0; const bool ok = add_ok(x, z, &r); return checked(ok, x, " + ", z, r); });
+    } else if (op == "Sub") {
+      binary_loop<I>(out, a.shape, a.i, b.shape, b.i, y, [&](I x, I z) { I r = 0; const bool ok = sub_ok(x, z, &r); return checked(ok, x, " - ", z, r); });
+    } else if (op == "Mul") {
+      binary_loop<I>(out, a.shape, a.i, b.shape, b.i, y, [&](I x, I z) { I r = 0; const bool ok = mul_ok(x, z, &r); return checked(ok, x, " * ", z, r); });
+    } else {
       for (I z : b.i)
         if (z == 0) c.fail("integer division by zero");
-      binary_loop<I>(out, a.shape, a.i, b.shape, b.i, y, [](I x, I z) { return x / z; });
+      // Truncated toward zero, as C and ONNX Runtime divide.
+      binary_loop<I>(out, a.shape, a.i, b.shape, b.i, y, [&](I x, I z) { I r = 0; const bool ok = div_ok(x, z, &r); return checked(ok, x, " / ", z, r); });
     }
   }
   return {o};
@@ -393,7 +418,9 @@ std::vector<OnnxTensor> conv(const Call& c) {
   const std::int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
   const std::int64_t M = w.shape[0], kh = w.shape[2], kw = w.shape[3];
   if (G < 1 || C % G != 0 || M % G != 0) c.fail("group=" + std::to_string(G) + " does not divide the channels");
-  if (w.shape[1] * G != C) c.fail("weight " + shape_str(w.shape) + " does not match " + std::to_string(C) + " input channels in " + std::to_string(G) + " groups");
+  std::int64_t wc = 0;
+  if (!mul_ok(w.shape[1], G, &wc) || wc != C) c.fail("weight " + shape_str(w.shape) + " does not match " + std::to_string(C) + " input channels in " + std::to_string(G) + " groups");
+  if (kh < 1 || kw < 1) c.fail("weight " + shape_str(w.shape) + " has an empty kernel");
   if (b && (b->shape.size() != 1 || b->shape[0] != M)) c.fail("bias " + shape_str(b->shape) + " is not [" + std::to_string(M) + "]");
   if (const auto* ks = c.n.attr_ints("kernel_shape"))
     if (ks->size() != 2 || (*ks)[0] != kh || (*ks)[1] != kw) c.fail("kernel_shape attribute does not match the weight " + shape_str(w.shape));
@@ -403,19 +430,33 @@ std::vector<OnnxTensor> conv(const Call& c) {
   if (const auto* p = c.n.attr_ints("pads")) { if (p->size() != 4) c.fail("pads must have 4 values"); pads = *p; }
   for (std::int64_t v : strides) if (v < 1) c.fail("strides must be >= 1");
   for (std::int64_t v : dil) if (v < 1) c.fail("dilations must be >= 1");
+  for (std::int64_t v : pads) if (v < 0) c.fail("pads must be >= 0, found " + shape_str(pads));
+  // Attributes are file data: every size below is computed with overflow checks. With the output
+  // size checked, the im2col index arithmetic stays within in + pads + the effective kernel.
+  auto size_fail = [&]() {
+    c.fail("kernel " + shape_str(w.shape) + " with strides " + shape_str(strides) + ", pads " + shape_str(pads) +
+           " and dilations " + shape_str(dil) + " on " + shape_str(x.shape) + ": an output size overflows int64");
+  };
   const std::string auto_pad = c.n.attr_string("auto_pad", "NOTSET");
   const std::int64_t in_sz[2] = {H, W}, k_sz[2] = {kh, kw};
   std::int64_t out_sz[2];
   for (int d = 0; d < 2; ++d) {
-    const std::int64_t ek = dil[d] * (k_sz[d] - 1) + 1;
+    std::int64_t ek = 0, padded = 0;
+    if (!mul_ok(dil[d], k_sz[d] - 1, &ek) || !add_ok(ek, 1, &ek)) size_fail();
     if (auto_pad == "NOTSET") {
-      out_sz[d] = (in_sz[d] + pads[d] + pads[d + 2] - ek) / strides[d] + 1;
+      if (!add_ok(in_sz[d], pads[d], &padded) || !add_ok(padded, pads[d + 2], &padded)) size_fail();
+      if (padded < ek) c.fail("output would be empty");
+      out_sz[d] = (padded - ek) / strides[d] + 1;
     } else if (auto_pad == "VALID") {
       pads[d] = pads[d + 2] = 0;
+      if (in_sz[d] < ek) c.fail("output would be empty");
       out_sz[d] = (in_sz[d] - ek) / strides[d] + 1;
     } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      out_sz[d] = (in_sz[d] + strides[d] - 1) / strides[d];
-      const std::int64_t total = std::max<std::int64_t>(0, (out_sz[d] - 1) * strides[d] + ek - in_sz[d]);
+      out_sz[d] = in_sz[d] / strides[d] + (in_sz[d] % strides[d] != 0);  // ceil without in + stride - 1
+      // (out - 1) * stride < in, so only adding the effective kernel can overflow
+      std::int64_t total = (out_sz[d] - 1) * strides[d] - in_sz[d];
+      if (!add_ok(total, ek, &total)) size_fail();
+      total = std::max<std::int64_t>(0, total);
       pads[d] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
       pads[d + 2] = total - pads[d];
     } else {
@@ -430,6 +471,7 @@ std::vector<OnnxTensor> conv(const Call& c) {
   // Per group g: input channels g*Cg.., output channels g*Mg..; im2col then one matrix product.
   const std::int64_t Cg = C / G, Mg = M / G;
   const std::int64_t ckk = Cg * kh * kw;
+  numel({ckk, OH, OW});  // the im2col buffer is a tensor too: bounded like one
   RowMat cols(ckk, OH * OW);
   for (std::int64_t n = 0; n < N; ++n)
   for (std::int64_t g = 0; g < G; ++g) {
@@ -476,7 +518,7 @@ std::vector<OnnxTensor> batch_norm(const Call& c) {
   for (const OnnxTensor* t : p) data = data && t->has_data;
   OnnxTensor o = make(DType::f32, x.shape, data);
   if (!data) return {o};
-  const std::int64_t inner = numel(x.shape) / (x.shape[0] * C);
+  const std::int64_t inner = numel(Shape(x.shape.begin() + 2, x.shape.end()));  // not numel / (N * C): N * C may be 0
   for (std::int64_t n = 0; n < x.shape[0]; ++n)
     for (std::int64_t ch = 0; ch < C; ++ch) {
       const float s = p[0]->f[ch] / std::sqrt(p[3]->f[ch] + eps);
@@ -511,16 +553,24 @@ std::vector<OnnxTensor> pad(const Call& c) {
   const std::int64_t rank = static_cast<std::int64_t>(x.shape.size());
   Shape pads;
   float value = 0.0f;
+  std::int64_t ivalue = 0;  // the value for integer tensors, exact
   if (c.ec.opset < 11) {
     const auto* a = c.n.attr_ints("pads");
     if (!a) c.fail("missing pads attribute");
     pads = *a;
     value = c.n.attr_float("value", 0.0f);
+    if (x.dtype != DType::f32) {
+      if (!float_fits(x.dtype, value)) c.fail("value " + std::to_string(value) + " is out of the range of " + dtype_name(x.dtype));
+      ivalue = static_cast<std::int64_t>(value);
+    }
   } else {
     pads = c.ints(1, "pads");
     if (const OnnxTensor* v = c.opt(2)) {
       if (!v->has_data || numel(v->shape) != 1) c.fail("constant_value must be a known scalar");
+      if ((v->dtype == DType::f32) != (x.dtype == DType::f32))
+        c.fail(std::string("constant_value is ") + dtype_name(v->dtype) + ", the input " + dtype_name(x.dtype));
       value = static_cast<float>(v->as_double(0));
+      ivalue = v->dtype == DType::f32 ? 0 : v->i[0];
     }
     if (c.opt(3)) c.fail("Pad with an axes input is not supported");
   }
@@ -528,13 +578,14 @@ std::vector<OnnxTensor> pad(const Call& c) {
   Shape out(x.shape);
   for (std::int64_t d = 0; d < rank; ++d) {
     if (pads[d] < 0 || pads[d + rank] < 0) c.fail("negative pads (cropping) are not supported");
-    out[d] += pads[d] + pads[d + rank];
+    if (!add_ok(out[d], pads[d], &out[d]) || !add_ok(out[d], pads[d + rank], &out[d]))
+      c.fail("pads " + shape_str(pads) + " on " + shape_str(x.shape) + ": a padded dimension overflows int64");
   }
   OnnxTensor o = make(x.dtype, out, x.has_data);
   if (!x.has_data) return {o};
   const bool f = x.dtype == DType::f32;
   if (f) std::fill(o.f.begin(), o.f.end(), value);
-  else std::fill(o.i.begin(), o.i.end(), static_cast<std::int64_t>(value));
+  else std::fill(o.i.begin(), o.i.end(), ivalue);
   const Shape ost = strides_of(out);
   std::int64_t off = 0;
   for (std::int64_t d = 0; d < rank; ++d) off += pads[d] * ost[d];
@@ -879,21 +930,29 @@ std::vector<OnnxTensor> slice(const Call& c) {
     const std::int64_t d = c.axis(axes[k], rank);
     if (seen[d]) c.fail("axis " + std::to_string(axes[k]) + " sliced twice");
     seen[d] = true;
-    const std::int64_t n = x.shape[d], step = steps[k];
+    const std::int64_t n = x.shape[d];
+    std::int64_t step = steps[k];
     if (step == 0) c.fail("step 0");
     std::int64_t s = starts[k], e = ends[k];
-    if (s < 0) s += n;
+    if (s < 0) s += n;  // no overflow: a negative value plus a dimension
     if (e < 0) e += n;
-    std::int64_t len;
+    // len = ceil(|e - s| / |step|) once start and end are clamped (ONNX's rules); |e - s| <= n + 1,
+    // and |step| is taken in unsigned arithmetic (step may be INT64_MIN).
+    const std::uint64_t mag = step > 0 ? static_cast<std::uint64_t>(step) : std::uint64_t(0) - static_cast<std::uint64_t>(step);
+    std::uint64_t span = 0;
     if (step > 0) {
       s = std::clamp<std::int64_t>(s, 0, n);
       e = std::clamp<std::int64_t>(e, 0, n);
-      len = e > s ? (e - s + step - 1) / step : 0;
+      if (e > s) span = static_cast<std::uint64_t>(e - s);
+    } else if (n == 0) {
+      s = 0;  // nothing to take (and no valid index to clamp to)
     } else {
       s = std::clamp<std::int64_t>(s, 0, n - 1);
       e = std::clamp<std::int64_t>(e, -1, n - 1);
-      len = s > e ? (s - e + (-step) - 1) / (-step) : 0;
+      if (s > e) span = static_cast<std::uint64_t>(s - e);
     }
+    const std::int64_t len = static_cast<std::int64_t>(span / mag + (span % mag != 0));
+    if (len <= 1) step = 1;  // one element or none: the step is never taken, and must not scale a stride
     dims[d] = {s, step, len};
   }
   const Shape st = strides_of(x.shape);
@@ -912,6 +971,7 @@ std::vector<OnnxTensor> split(const Call& c) {
   const std::int64_t rank = static_cast<std::int64_t>(x.shape.size());
   const std::int64_t ax = c.axis(c.n.attr_int("axis", 0), rank);
   const std::int64_t nout = static_cast<std::int64_t>(c.n.outputs.size());
+  if (nout < 1) c.fail("Split without outputs");
   const std::int64_t dim = x.shape[ax];
   std::vector<std::int64_t> sizes;
   if (c.ec.opset >= 13) {
@@ -932,7 +992,13 @@ std::vector<OnnxTensor> split(const Call& c) {
     }
   }
   if (static_cast<std::int64_t>(sizes.size()) != nout) c.fail("split sizes " + shape_str(sizes) + " do not match " + std::to_string(nout) + " outputs");
-  if (std::accumulate(sizes.begin(), sizes.end(), std::int64_t{0}) != dim) c.fail("split sizes " + shape_str(sizes) + " do not add up to " + std::to_string(dim));
+  std::int64_t total = 0;  // each size is <= dim once it passes, so the sum cannot overflow
+  for (std::int64_t v : sizes) {
+    if (v < 0) c.fail("split sizes " + shape_str(sizes) + " hold a negative size");
+    if (v > dim - total) c.fail("split sizes " + shape_str(sizes) + " do not add up to " + std::to_string(dim));
+    total += v;
+  }
+  if (total != dim) c.fail("split sizes " + shape_str(sizes) + " do not add up to " + std::to_string(dim));
   const Shape st = strides_of(x.shape);
   std::vector<OnnxTensor> outs;
   std::int64_t start = 0;
@@ -962,7 +1028,7 @@ std::vector<OnnxTensor> concat(const Call& c) {
     for (std::int64_t d = 0; d < rank; ++d)
       if (d != ax && t.shape[d] != first.shape[d])
         c.fail("input shapes " + shape_str(first.shape) + " and " + shape_str(t.shape) + " differ off the concat axis");
-    out[ax] += t.shape[ax];
+    if (!add_ok(out[ax], t.shape[ax], &out[ax])) c.fail("the concatenated axis has more than 2^63 elements");
     data = data && t.has_data;
   }
   OnnxTensor o = make(first.dtype, out, data);
@@ -1046,6 +1112,10 @@ std::vector<OnnxTensor> cast(const Call& c) {
       o.i[k] = x.dtype == DType::f32 ? (x.f[k] != 0.0f) : (x.i[k] != 0);
     } else if (x.dtype == DType::f32) {
       if (!std::isfinite(x.f[k])) c.fail("Cast of a non-finite value to an integer");
+      // Out of range, the conversion is undefined behaviour in C++ (and ONNX Runtime returns whatever
+      // the instruction gives): refused.
+      if (!float_fits(to, x.f[k]))
+        c.fail("Cast of " + std::to_string(x.f[k]) + " (element " + std::to_string(k) + ") is out of the range of " + dtype_name(to));
       o.i[k] = static_cast<std::int64_t>(x.f[k]);  // truncation toward zero
     } else {
       o.i[k] = to == DType::i32 ? static_cast<std::int64_t>(static_cast<std::int32_t>(x.i[k])) : x.i[k];
@@ -1108,20 +1178,43 @@ std::vector<OnnxTensor> range(const Call& c) {
   if (!s.has_data || !l.has_data || !d.has_data) c.fail("Range bounds depend on the image; only static shapes are supported");
   if (s.numel() != 1 || l.numel() != 1 || d.numel() != 1) c.fail("Range inputs must be scalars");
   if (s.dtype != l.dtype || s.dtype != d.dtype) c.fail("Range inputs have different types");
+  if (s.dtype == DType::boolean) c.fail("Range of bool values");
+  auto val = [](const OnnxTensor& t) { return t.dtype == DType::f32 ? std::to_string(t.f[0]) : std::to_string(t.i[0]); };
+  auto too_long = [&](const std::string& count) {
+    c.fail("Range(" + val(s) + ", " + val(l) + ", " + val(d) + ") would have " + count + " elements; expected at most " +
+           std::to_string(max_tensor_elements));
+  };
   if (s.dtype == DType::f32) {
+    // max(ceil((limit - start) / delta), 0) elements, start + k * delta (the spec's formula).
     const double start = s.f[0], limit = l.f[0], delta = d.f[0];
     if (delta == 0.0) c.fail("delta 0");
-    const std::int64_t n = std::max<std::int64_t>(0, static_cast<std::int64_t>(std::ceil((limit - start) / delta)));
+    const double q = std::ceil((limit - start) / delta);
+    if (std::isnan(q)) c.fail("Range bounds are not finite: start " + std::to_string(start) + ", limit " + std::to_string(limit) + ", delta " + std::to_string(delta));
+    if (q > static_cast<double>(max_tensor_elements)) too_long(std::to_string(q));
+    const std::int64_t n = q > 0.0 ? static_cast<std::int64_t>(q) : 0;
     OnnxTensor o = make(DType::f32, {n}, true);
-    for (std::int64_t k = 0; k < n; ++k) o.f[k] = static_cast<float>(start + k * delta);
+    for (std::int64_t k = 0; k < n; ++k) o.f[k] = static_cast<float>(start + static_cast<double>(k) * delta);
     return {o};
   }
+  // Integers: the count ceil(|limit - start| / |delta|) in unsigned 64-bit arithmetic, where
+  // limit - start (up to 2^64 - 1) and -delta (for INT64_MIN) are exact.
   const std::int64_t start = s.i[0], limit = l.i[0], delta = d.i[0];
   if (delta == 0) c.fail("delta 0");
-  const double q = std::ceil(static_cast<double>(limit - start) / static_cast<double>(delta));
-  const std::int64_t n = std::max<std::int64_t>(0, static_cast<std::int64_t>(q));
-  OnnxTensor o = make(s.dtype, {n}, true);
-  for (std::int64_t k = 0; k < n; ++k) o.i[k] = start + k * delta;
+  std::uint64_t n = 0;
+  if (delta > 0 ? limit > start : limit < start) {
+    const std::uint64_t span = delta > 0 ? static_cast<std::uint64_t>(limit) - static_cast<std::uint64_t>(start)
+                                         : static_cast<std::uint64_t>(start) - static_cast<std::uint64_t>(limit);
+    const std::uint64_t step = delta > 0 ? static_cast<std::uint64_t>(delta) : std::uint64_t(0) - static_cast<std::uint64_t>(delta);
+    n = span / step + (span % step != 0);
+  }
+  if (n > static_cast<std::uint64_t>(max_tensor_elements)) too_long(std::to_string(n));
+  OnnxTensor o = make(s.dtype, {static_cast<std::int64_t>(n)}, true);
+  // Every element lies between start and limit, so stepping from one to the next cannot overflow.
+  std::int64_t v = start;
+  for (std::uint64_t k = 0; k < n; ++k) {
+    o.i[k] = v;
+    if (k + 1 < n && !add_ok(v, delta, &v)) overflow(c, "Range element " + std::to_string(v) + " + " + std::to_string(delta), s.dtype);
+  }
   return {o};
 }
 
@@ -1129,7 +1222,7 @@ std::vector<OnnxTensor> dropout(const Call& c) {
   const OnnxTensor& x = c.input(0);
   if (const OnnxTensor* tm = c.opt(2)) {
     if (!tm->has_data) c.fail("training_mode depends on the image");
-    if (tm->numel() != 1 || tm->as_int(0) != 0) c.fail("Dropout in training mode is not supported");
+    if (tm->numel() != 1 || tm->as_double(0) != 0.0) c.fail("Dropout in training mode is not supported");
   }
   if (c.ec.opset < 7 && c.n.attr_int("is_test", 0) == 0) c.fail("Dropout in training mode (is_test=0) is not supported");
   std::vector<OnnxTensor> outs{x};
@@ -1146,16 +1239,23 @@ std::vector<OnnxTensor> dropout(const Call& c) {
 // -----------------------------------------------------------------------------------------------------------
 std::int64_t max_tensor_elements = std::int64_t(1) << 28;
 
+// The product of the non-zero dimensions is bounded, not only the element count: an empty tensor of
+// [0, 2^62, 2^62] would otherwise pass, and every product of some of its dimensions that an op
+// computes (outer and inner sizes, strides, a flattened axis) could overflow.
 std::int64_t shape_numel(const std::vector<std::int64_t>& s) {
-  std::int64_t n = 1;
-  for (std::int64_t d : s) {
+  for (std::int64_t d : s)
     if (d < 0) throw ShapeError("shape " + shape_str(s) + " has a negative dimension");
-    if (d != 0 && n > max_tensor_elements / d)
-      throw ShapeError("shape " + shape_str(s) + " has more than " + std::to_string(max_tensor_elements) +
-                       " elements (the limit for one tensor)");
+  const bool empty = std::find(s.begin(), s.end(), 0) != s.end();
+  std::int64_t n = 1;  // the product of the non-zero dimensions
+  for (std::int64_t d : s) {
+    if (d == 0) continue;
+    if (n > max_tensor_elements / d)
+      throw ShapeError("shape " + shape_str(s) + (empty ? " is empty, but its other dimensions multiply to more than "
+                                                        : " has more than ") +
+                       std::to_string(max_tensor_elements) + (empty ? "" : " elements") + " (the limit for one tensor)");
     n *= d;
   }
-  return n;
+  return empty ? 0 : n;
 }
 
 std::vector<std::int64_t> broadcast_shapes(const std::vector<std::int64_t>& a, const std::vector<std::int64_t>& b) {
@@ -1232,6 +1332,8 @@ std::vector<OnnxTensor> eval_op(const OnnxNode& n, const std::vector<const OnnxT
     for (const OnnxTensor& t : out) shape_numel(t.shape);
     return out;
   } catch (const ShapeError& e) {
+    throw PackError(ctx.file, n.label(), e.what());
+  } catch (const ValueError& e) {
     throw PackError(ctx.file, n.label(), e.what());
   }
 }

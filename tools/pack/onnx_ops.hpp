@@ -28,9 +28,11 @@ std::vector<OnnxTensor> eval_op(const OnnxNode& n, const std::vector<const OnnxT
 // Broadcast result of two shapes (numpy rules); throws std::invalid_argument when incompatible.
 std::vector<std::int64_t> broadcast_shapes(const std::vector<std::int64_t>& a, const std::vector<std::int64_t>& b);
 
-// Element count of a shape. Throws ShapeError for a negative dimension or more than
-// max_tensor_elements elements (2^28 by default, 1 GiB as float32: far above any ViT tensor; the
-// fuzz targets lower it), so that no size computed from a shape can overflow.
+// Element count of a shape. Throws ShapeError for a negative dimension or when the non-zero dimensions
+// multiply to more than max_tensor_elements (2^28 by default, 1 GiB as float32: far above any ViT
+// tensor; the fuzz targets lower it). Every tensor the loader and eval_op create passes it, so no
+// product of any of a tensor's dimensions (an element count, a stride, an outer or inner size, even
+// of an empty tensor) can overflow.
 struct ShapeError : std::length_error {
   using std::length_error::length_error;
 };
