@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernel_test_support.hpp"
@@ -170,6 +171,9 @@ TEST_CASE_TEMPLATE_DEFINE("gemm_q8: every edge of the tiles, the epilogue, three
                            : detail::q8_path<Arch>() == detail::Q8Path::sdot    ? "NEON SDOT"
                                                                                : "scalar int8";
   MESSAGE("int8 path of ", std::string(Arch::name()), ": ", path);
+#if defined(VITCC_TEST_EXPECT_SDOT) && !VITCC_DISABLE_SIMD
+  if constexpr (std::is_same_v<Arch, xsimd::neon64>) REQUIRE(detail::q8_path<Arch>() == detail::Q8Path::sdot);
+#endif
   std::uint64_t seed = 1;
   for (std::size_t m : {1, 2, 5, 6, 7, 9, 13, 25})
     for (std::size_t n : {1, 15, 16, 17, 33, 48, 49, 97})

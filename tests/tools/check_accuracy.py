@@ -115,6 +115,23 @@ def predict(vitcc_run, config, inputs, images_in, out_dir, threads):
     return np.concatenate(classes)
 
 
+def same_bits_across_threads(vitcc_run, config, x, per_image_bytes, out_dir, images=200):
+    """The first `images` images with one and with three intra-op threads: the same bits (every
+    precision's kernels split their work by the shapes alone; at int8 the workers also share the
+    quantised-activation scratch)."""
+    head = os.path.join(out_dir, 'threads_in.bin')
+    with open(x, 'rb') as f, open(head, 'wb') as g:
+        g.write(f.read(images * per_image_bytes))
+    outs = []
+    for t in (1, 3):
+        o = os.path.join(out_dir, f'threads_{t}.bin')
+        run([vitcc_run, config, '--input', head, '--output', o, '--threads', str(t)], f'vitcc-run {config} --threads {t}')
+        outs.append(open(o, 'rb').read())
+        os.unlink(o)
+    os.unlink(head)
+    return outs[0] == outs[1] and len(outs[0]) == images * 10 * 4
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('vitcc_pack')
@@ -159,6 +176,9 @@ def main(argv=None):
             pred = predict(a.vitcc_run, os.path.join(out, name + '.json'), inputs, counts, out, a.threads)
             if pred.shape != labels.shape:
                 raise SystemExit(f'{name} at {precision}: {pred.size} outputs for {labels.size} images')
+            per_image = os.path.getsize(inputs[0]) // counts[0]
+            if not same_bits_across_threads(a.vitcc_run, os.path.join(out, name + '.json'), inputs[0], per_image, out):
+                failures.append(f'{name} at {precision}: --threads 3 gives other logits than one thread')
             top1 = float((pred == labels).mean())
             agree = float((pred == torch_pred).mean())
             rows.append((name, precision, meta['pytorch_test_top1'], top1, agree, cosine,
