@@ -38,6 +38,48 @@ std::vector<double> naive_attention(std::size_t t, std::size_t heads, std::size_
   return out;
 }
 
+// The int8 models' attention (kernels/attention.hpp): q_i and k_j quantised per token, symmetric,
+// 127 levels (x * (127 / max|row|) rounded to nearest even, as gemm_q8.hpp specifies), exact integer
+// dot products, scores = dot * (max|q_i| / 127) * (max|k_j| / 127) * scale; softmax and P V in double.
+std::vector<double> naive_attention_q8(std::size_t t, std::size_t heads, std::size_t hd, float scale,
+                                       const float* qkv, std::size_t ld_qkv) {
+  const std::size_t d = heads * hd;
+  auto quant = [&](const float* row, std::vector<long>& q) {
+    float mx = 0.0f;
+    for (std::size_t e = 0; e < hd; ++e) mx = std::fmax(mx, std::fabs(row[e]));
+    const float inv = mx > 0.0f ? 127.0f / mx : 0.0f;
+    for (std::size_t e = 0; e < hd; ++e) q[e] = std::lrint(std::fmin(127.0f, std::fmax(-127.0f, std::nearbyint(row[e] * inv))));
+    return double(mx) / 127.0;
+  };
+  std::vector<double> out(t * d), s(t * t), sk(t);
+  std::vector<long> qi(hd), kq(t * hd), tmp(hd);
+  for (std::size_t h = 0; h < heads; ++h) {
+    for (std::size_t j = 0; j < t; ++j) {
+      sk[j] = quant(qkv + j * ld_qkv + d + h * hd, tmp);
+      for (std::size_t e = 0; e < hd; ++e) kq[j * hd + e] = tmp[e];
+    }
+    for (std::size_t i = 0; i < t; ++i) {
+      const double sq = quant(qkv + i * ld_qkv + h * hd, qi);
+      for (std::size_t j = 0; j < t; ++j) {
+        long dot = 0;
+        for (std::size_t e = 0; e < hd; ++e) dot += qi[e] * kq[j * hd + e];
+        s[i * t + j] = double(dot) * sq * sk[j] * scale;
+      }
+    }
+    for (std::size_t i = 0; i < t; ++i) {
+      double mx = -INFINITY, sum = 0;
+      for (std::size_t j = 0; j < t; ++j) mx = std::fmax(mx, s[i * t + j]);
+      for (std::size_t j = 0; j < t; ++j) sum += (s[i * t + j] = std::exp(s[i * t + j] - mx));
+      for (std::size_t e = 0; e < hd; ++e) {
+        double acc = 0;
+        for (std::size_t j = 0; j < t; ++j) acc += s[i * t + j] * qkv[j * ld_qkv + 2 * d + h * hd + e];
+        out[i * d + h * hd + e] = acc / sum;
+      }
+    }
+  }
+  return out;
+}
+
 struct AttnCase {
   std::size_t t, heads, hd;
   float sharpness = 1.0f;  // multiplies the usual 1/sqrt(hd) scale: large values make softmax peaky
@@ -133,3 +175,46 @@ TEST_CASE_TEMPLATE_DEFINE("attention: peaky softmax and ViT sizes", Arch, attn_v
   run_case<Arch>(AttnCase{1370, 2, 64, 1.0f, 0}, 14);
 }
 TEST_CASE_TEMPLATE_APPLY(attn_vit, vitcc::test::kernel_archs);
+
+template <class Arch>
+void run_case_q8(const AttnCase& c, std::uint64_t seed) {
+  INFO("int8 t=" << c.t << " heads=" << c.heads << " head_dim=" << c.hd << " sharpness=" << c.sharpness
+                 << " ld_pad=" << c.ld_pad);
+  const std::size_t d = c.heads * c.hd;
+  AttnRun r = make_inputs(c, seed);
+  const auto want = naive_attention_q8(c.t, c.heads, c.hd, r.scale, r.qkv.data(), r.ld_qkv);
+  Buffer scratch(attention_scratch_floats(c.t, c.hd, vitcc::Precision::int8));
+  attention<Arch, vitcc::Precision::int8>(c.t, c.heads, c.hd, r.scale, r.qkv.data(), r.ld_qkv, r.out.data(), r.ld_out,
+                                          scratch.data());
+  // The scores are exact up to the float epilogue's two products, then the float softmax and P V.
+  VITCC_CHECK_CLOSE(vitcc::test::compare(r.out.data(), r.ld_out, want.data(), d, c.t, d, 2e-5));
+  bool padding_intact = true;
+  for (std::size_t i = 0; i < c.t; ++i)
+    for (std::size_t j = d; j < r.ld_out; ++j) padding_intact = padding_intact && r.out[i * r.ld_out + j] == 321.0f;
+  CHECK(padding_intact);
+  CHECK(r.out.guard_intact());
+  CHECK(scratch.guard_intact());
+}
+
+TEST_CASE_TEMPLATE_DEFINE("attention, int8 scores: lengths, head sizes, ViT sizes", Arch, attn_q8) {
+  std::uint64_t seed = 101;
+  for (std::size_t t : {1, 2, 17, 48, 49, 256, 257, 600})
+    for (std::size_t hd : {1, 7, 24, 64})
+      run_case_q8<Arch>(AttnCase{t, 2, hd, 1.0f, t % 2}, seed++);
+  run_case_q8<Arch>(AttnCase{197, 3, 64, 8.0f, 0}, 111);  // peaky softmax
+  run_case_q8<Arch>(AttnCase{197, 6, 64, 1.0f, 0}, 112);  // ViT-S/16 at 224
+  run_case_q8<Arch>(AttnCase{1370, 1, 64, 1.0f, 0}, 113); // DINOv2-S/14 at 518, one head
+}
+TEST_CASE_TEMPLATE_APPLY(attn_q8, vitcc::test::kernel_archs);
+
+TEST_CASE("attention_scratch_floats at int8 covers the int8 pack, a block and the scalar row") {
+  using vitcc::Precision;
+  for (std::size_t t : {1, 16, 197, 1370})
+    for (std::size_t hd : {1, 24, 64}) {
+      CHECK(attention_scratch_floats(t, hd, Precision::int8) >= attention_q8_qk_floats(t, hd) + t);
+      CHECK(attention_scratch_floats(t, hd, Precision::int8) >=
+            attention_packed_kv_floats(t, hd, Precision::int8) + attention_block_scratch_floats());
+      CHECK(attention_packed_kv_floats(t, hd, Precision::int8) % 16 == 0);
+      CHECK(attention_q8_qk_floats(t, hd) * sizeof(float) >= attention_q8_qk_bytes(t, hd));
+    }
+}

@@ -119,22 +119,22 @@ TEST_CASE_TEMPLATE_APPLY(gemm_split, vitcc::test::kernel_archs);
 
 // ---- multi-head self-attention ----
 
-template <class Arch, std::size_t T, std::size_t Heads, std::size_t HD>
+template <class Arch, vitcc::Precision P, std::size_t T, std::size_t Heads, std::size_t HD>
 VITCC_TEST_FLATTEN void attention_fixed(const float* qkv, float* out, float* scratch) {
-  vitcc::kernels::attention<Arch>(T, Heads, HD, 0.125f, qkv, 3 * Heads * HD, out, Heads * HD, scratch);
+  vitcc::kernels::attention<Arch, P>(T, Heads, HD, 0.125f, qkv, 3 * Heads * HD, out, Heads * HD, scratch);
 }
 
-template <class Arch, std::size_t T, std::size_t Heads, std::size_t HD>
+template <class Arch, std::size_t T, std::size_t Heads, std::size_t HD, vitcc::Precision P = vitcc::Precision::fp32>
 void attention_case() {
-  CAPTURE(T); CAPTURE(Heads); CAPTURE(HD);
+  CAPTURE(T); CAPTURE(Heads); CAPTURE(HD); CAPTURE(int(P));
   constexpr std::size_t D = Heads * HD;
   const Buffer qkv = random_buffer(T * 3 * D, 5, -2.0f, 2.0f);
   Buffer serial(T * D);
-  Buffer scratch1(vitcc::kernels::attention_scratch_floats(T, HD));
-  attention_fixed<Arch, T, Heads, HD>(qkv.data(), serial.data(), scratch1.data());
+  Buffer scratch1(vitcc::kernels::attention_scratch_floats(T, HD, P));
+  attention_fixed<Arch, P, T, Heads, HD>(qkv.data(), serial.data(), scratch1.data());
   check_split(serial, T * D, [&](const Executor* ex, Buffer& got) {
-    Buffer scratch(vitcc::kernels::attention_scratch_floats(T, HD, Heads, vitcc::worker_count(ex)));
-    vitcc::kernels::attention<Arch>(T, Heads, HD, 0.125f, qkv.data(), 3 * D, got.data(), D, scratch.data(), ex);
+    Buffer scratch(vitcc::kernels::attention_scratch_floats(T, HD, Heads, vitcc::worker_count(ex), P));
+    vitcc::kernels::attention<Arch, P>(T, Heads, HD, 0.125f, qkv.data(), 3 * D, got.data(), D, scratch.data(), ex);
   });
 }
 
@@ -142,6 +142,9 @@ TEST_CASE_TEMPLATE_DEFINE("split invariance: attention", Arch, attention_split) 
   attention_case<Arch, 197, 3, 64>();  // ViT: four full 48-query blocks and a short one
   attention_case<Arch, 50, 2, 16>();   // query blocks of 48 and 2
   attention_case<Arch, 17, 1, 24>();   // one block; head dim not a multiple of 16
+  // int8 models: scores from int8 q and k (heads packed by tasks of their own)
+  attention_case<Arch, 197, 3, 64, vitcc::Precision::int8>();
+  attention_case<Arch, 17, 1, 24, vitcc::Precision::int8>();
 }
 TEST_CASE_TEMPLATE_APPLY(attention_split, vitcc::test::kernel_archs);
 

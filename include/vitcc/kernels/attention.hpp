@@ -19,6 +19,17 @@
 //      then O /= l. This is the online softmax: only a block of scores is live at any time.
 // Both products reuse the GEMM microkernel, so attention gets its register tiling for free.
 //
+// int8 models (attention<Arch, Precision::int8>): the scores S = scale * Q K^T are the int8 GEMM
+// (gemm_q8.hpp) on per-token quantised q and k rows: q_i as the GEMM's A (sa_i = max|q_i| / 127),
+// k_j as a packed int8 B column (sk_j = max|k_j| / 127, the softmax scale folded into it), int32
+// dot products, S_ij = float(dot) * (scale * sk_j * sa_i). P V stays float32. Why (docs/PRECISION.md,
+// tools/export/quant_sim.py): on ViT-S with random weights, int8 q.k^T moved the output's cosine to
+// the fp32 model from 0.999123 (int8 Linear layers only) to 0.999114, while int8 P (per-row
+// scales; small probabilities round to zero) took it to 0.998588, under the 0.999 bound; bf16 P V
+// gains nothing where vdpbf16ps runs at half rate (AMD Zen 5) and the operands of one head are L2
+// resident anyway. Every path (scalar included) computes the same scores: the int32 sums are exact
+// and the float epilogue is the same two products on every path.
+//
 // Threading: the unit of work is (head, query block). Given the packed K/V of its head
 // (detail::attention_pack_head, attention_packed_kv_floats, shareable read-only by every query block of
 // the head) and its own attention_block_scratch_floats of scratch, detail::attention_query_block touches
@@ -28,12 +39,13 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "vitcc/core/fp.hpp"
 #include "vitcc/core/arch.hpp"
 #include "vitcc/core/config.hpp"
 #include "vitcc/core/executor.hpp"
 #include "vitcc/core/fp.hpp"
+#include "vitcc/core/precision.hpp"
 #include "vitcc/kernels/gemm.hpp"
+#include "vitcc/kernels/gemm_q8.hpp"
 #include "vitcc/kernels/ref/attention.hpp"
 
 namespace vitcc::kernels {
@@ -50,9 +62,21 @@ namespace detail {
 constexpr std::size_t round_up_16(std::size_t x) noexcept { return (x + 15) / 16 * 16; }
 }  // namespace detail
 
-// Packed K_h^T and V_h of one head; a multiple of 16 floats, so what follows stays 64-byte aligned.
-constexpr std::size_t attention_packed_kv_floats(std::size_t t, std::size_t head_dim) noexcept {
-  return packed_b_floats(head_dim, t) + packed_b_floats(t, head_dim);
+// The int8 scores' operands of one head, in bytes: Q_h quantised per row (q8_scratch_bytes: rows,
+// then scales), K_h as a packed int8 B (gemm_b16_k4, t columns), then its scales and column sums.
+constexpr std::size_t attention_q8_qk_bytes(std::size_t t, std::size_t head_dim) noexcept {
+  return q8_scratch_bytes(t, head_dim) + packed_b_q8_elements(head_dim, t) + 2 * q8_padded_n(t) * 4;
+}
+constexpr std::size_t attention_q8_qk_floats(std::size_t t, std::size_t head_dim) noexcept {
+  return (attention_q8_qk_bytes(t, head_dim) + alignment - 1) / alignment * alignment / sizeof(float);
+}
+
+// Packed K_h^T and V_h of one head (int8: the int8 Q_h and K_h, then V_h); a multiple of 16 floats,
+// so what follows stays 64-byte aligned.
+constexpr std::size_t attention_packed_kv_floats(std::size_t t, std::size_t head_dim,
+                                                 Precision p = Precision::fp32) noexcept {
+  return (p == Precision::int8 ? attention_q8_qk_floats(t, head_dim) : packed_b_floats(head_dim, t)) +
+         packed_b_floats(t, head_dim);
 }
 
 // Per (head, query block) working set: the score block, then the running max and running sum.
@@ -60,11 +84,74 @@ constexpr std::size_t attention_block_scratch_floats() noexcept {
   return attention_block_q * attention_block_k + 2 * attention_block_q;
 }
 
-// The SIMD kernel needs the packed head plus one block; the scalar path one row of t scores.
-constexpr std::size_t attention_scratch_floats(std::size_t t, std::size_t head_dim) noexcept {
-  const std::size_t simd = attention_packed_kv_floats(t, head_dim) + attention_block_scratch_floats();
-  return simd > t ? simd : t;
+// The SIMD kernel needs the packed head plus one block; the scalar path one row of t scores (int8:
+// after the head's int8 Q and K).
+constexpr std::size_t attention_scratch_floats(std::size_t t, std::size_t head_dim,
+                                               Precision p = Precision::fp32) noexcept {
+  const std::size_t simd = attention_packed_kv_floats(t, head_dim, p) + attention_block_scratch_floats();
+  const std::size_t scalar = (p == Precision::int8 ? attention_q8_qk_floats(t, head_dim) : 0) + t;
+  return simd > scalar ? simd : scalar;
 }
+
+namespace detail {
+// Where the int8 operands of one head sit in its pack (attention_q8_qk_bytes).
+struct AttentionQ8 {
+  const std::uint8_t* q;  // t rows of q8_kp(head_dim) bytes (VNNI: + 128)
+  const float* sq;        // t
+  Q8Weight k;             // K_h as t packed int8 columns, scales include the softmax scale
+};
+inline AttentionQ8 attention_q8_view(const void* pack, std::size_t t, std::size_t head_dim) noexcept {
+  const auto* base = static_cast<const std::uint8_t*>(pack);
+  const Q8A qa = q8_a(pack, t, head_dim);
+  const std::uint8_t* kq = base + q8_scratch_bytes(t, head_dim);
+  const auto* kscale = reinterpret_cast<const float*>(kq + packed_b_q8_elements(head_dim, t));
+  const auto* kcolsum = reinterpret_cast<const std::int32_t*>(kscale + q8_padded_n(t));
+  return {qa.q, qa.sa, Q8Weight{reinterpret_cast<const std::int8_t*>(kq), kscale, kcolsum}};
+}
+
+// Quantises Q_h (the GEMM's own A quantisation) and K_h (per key, into packed B columns) of head h.
+// K is data movement plus one max per key, t * head_dim per head: plain scalar code.
+template <class Arch>
+void attention_pack_q8(std::size_t t, std::size_t heads, std::size_t head_dim, float scale, const float* qkv,
+                       std::size_t ld_qkv, std::size_t h, void* pack) noexcept {
+  const std::size_t d = heads * head_dim, kp = q8_kp(head_dim), tp = q8_padded_n(t);
+  q8_quantize_rows<Arch>(0, t, t, head_dim, qkv + h * head_dim, ld_qkv, pack);
+  auto* kq = static_cast<std::int8_t*>(pack) + q8_scratch_bytes(t, head_dim);
+  auto* kscale = reinterpret_cast<float*>(kq + packed_b_q8_elements(head_dim, t));
+  auto* kcolsum = reinterpret_cast<std::int32_t*>(kscale + tp);
+  const float* k = qkv + d + h * head_dim;
+  for (std::size_t j = 0; j < tp; ++j) {
+    std::int8_t* panel = kq + j / gemm_nr * kp * gemm_nr;
+    const std::size_t jj = j % gemm_nr;
+    float mx = 0.0f;
+    if (j < t)
+      for (std::size_t e = 0; e < head_dim; ++e) mx = std::fmax(mx, std::fabs(k[j * ld_qkv + e]));
+    const float inv = mx > 0.0f ? 127.0f / mx : 0.0f;
+    std::int32_t sum = 0;
+    for (std::size_t e = 0; e < kp; ++e) {
+      float v = j < t && e < head_dim ? std::nearbyint(k[j * ld_qkv + e] * inv) : 0.0f;
+      v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+      panel[(e / 4) * 4 * gemm_nr + jj * 4 + e % 4] = static_cast<std::int8_t>(v);
+      sum += static_cast<std::int32_t>(v);
+    }
+    kscale[j] = j < t ? mx / 127.0f * scale : 0.0f;
+    kcolsum[j] = sum;
+  }
+}
+
+// The scores of queries i0 .. i0+nq-1 against keys j0 .. j0+nk-1 (j0 a multiple of 16) from the
+// head's int8 operands, into s (row stride lds).
+template <class Arch>
+void attention_scores_q8(const AttentionQ8& a, std::size_t head_dim, std::size_t i0, std::size_t nq, std::size_t j0,
+                         std::size_t nk, float* s, std::size_t lds) noexcept {
+  const std::size_t kp = q8_kp(head_dim);
+  Q8Weight kw = a.k;
+  kw.w += j0 / gemm_nr * kp * gemm_nr;
+  kw.scale += j0;
+  kw.colsum += j0;
+  q8_panels<Arch>(nq, nk, kp, a.q + i0 * kp, a.sq + i0, kw, s, lds, GemmEpilogue{});
+}
+}  // namespace detail
 
 namespace detail {
 
@@ -72,16 +159,22 @@ namespace detail {
 // t floats. Each row: its scores (dot products of q_i with every k_j, scaled), their softmax, and
 // sum_j p_j v_j accumulated in the output row itself, v read row by row (contiguous) rather than
 // column by column.
-inline void attention_rows_scalar(std::size_t t, std::size_t heads, std::size_t head_dim, float scale,
-                                  const float* qkv, std::size_t ld_qkv, std::size_t h, std::size_t q0, std::size_t nq,
-                                  float* out, std::size_t ld_out, float* scores) noexcept {
+// q8: the head's int8 operands (attention_pack_q8) for an int8 model's scores, or null (float32).
+template <class Arch>
+void attention_rows_scalar(std::size_t t, std::size_t heads, std::size_t head_dim, float scale,
+                           const float* qkv, std::size_t ld_qkv, std::size_t h, std::size_t q0, std::size_t nq,
+                           float* out, std::size_t ld_out, float* scores, const AttentionQ8* q8 = nullptr) noexcept {
   const std::size_t d = heads * head_dim;
   const float* k = qkv + d + h * head_dim;
   const float* v = qkv + 2 * d + h * head_dim;
   for (std::size_t i = q0; i < q0 + nq; ++i) {
     const float* qi = qkv + i * ld_qkv + h * head_dim;
     float mx = -INFINITY;
-    for (std::size_t j = 0; j < t; ++j) {
+    if (q8) {
+      attention_scores_q8<Arch>(*q8, head_dim, i, 1, 0, t, scores, t);
+      for (std::size_t j = 0; j < t; ++j) mx = scores[j] > mx ? scores[j] : mx;
+    }
+    for (std::size_t j = 0; j < t && !q8; ++j) {
       const float* kj = k + j * ld_qkv;
       // four partial dot products: independent multiply-adds an in-order core can overlap
       float p[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -141,14 +234,16 @@ VITCC_ALWAYS_INLINE xsimd::batch<float, Arch> exp_nonpositive(xsimd::batch<float
 
 // Step 1: packed = [K_h^T * scale as packed B (head_dim x t) | V_h as packed B (t x head_dim)].
 // Data movement only, t * head_dim per head, so it is plain scalar code for every architecture.
-inline void attention_pack_head(std::size_t t, std::size_t heads, std::size_t head_dim, float scale,
-                                const float* qkv, std::size_t ld_qkv, std::size_t h, float* packed) noexcept {
+template <class Arch, Precision P = Precision::fp32>
+void attention_pack_head(std::size_t t, std::size_t heads, std::size_t head_dim, float scale,
+                         const float* qkv, std::size_t ld_qkv, std::size_t h, float* packed) noexcept {
   const std::size_t d = heads * head_dim;
   const float* k = qkv + d + h * head_dim;
   const float* v = qkv + 2 * d + h * head_dim;
   float* pk = packed;
-  float* pv = packed + packed_b_floats(head_dim, t);
-  for (std::size_t j0 = 0; j0 < t; j0 += gemm_nr) {
+  float* pv = packed + (P == Precision::int8 ? attention_q8_qk_floats(t, head_dim) : packed_b_floats(head_dim, t));
+  if constexpr (P == Precision::int8) attention_pack_q8<Arch>(t, heads, head_dim, scale, qkv, ld_qkv, h, pk);
+  for (std::size_t j0 = 0; j0 < t && P != Precision::int8; j0 += gemm_nr) {
     float* dst = pk + j0 * head_dim;  // panel j0 / 16 starts at (j0 / 16) * head_dim * 16
     for (std::size_t jj = 0; jj < gemm_nr; ++jj) {
       if (j0 + jj < t) {
@@ -171,7 +266,7 @@ inline void attention_pack_head(std::size_t t, std::size_t heads, std::size_t he
 
 // Step 2 for queries q0 .. q0+nq-1 (nq <= attention_block_q) of head h, given its packed K/V.
 // block_scratch: attention_block_scratch_floats(), 64-byte aligned, private to the caller.
-template <class Arch>
+template <class Arch, Precision P = Precision::fp32>
 void attention_query_block(std::size_t t, std::size_t head_dim, const float* qkv,
                            std::size_t ld_qkv, std::size_t h, const float* packed, std::size_t q0,
                            std::size_t nq, float* out, std::size_t ld_out, float* block_scratch) noexcept {
@@ -179,7 +274,7 @@ void attention_query_block(std::size_t t, std::size_t head_dim, const float* qkv
   constexpr std::size_t W = B::size;
   constexpr std::size_t BK = attention_block_k;
   const float* pk = packed;
-  const float* pv = packed + packed_b_floats(head_dim, t);
+  const float* pv = packed + (P == Precision::int8 ? attention_q8_qk_floats(t, head_dim) : packed_b_floats(head_dim, t));
   const float* q = qkv + q0 * ld_qkv + h * head_dim;
   float* o = out + q0 * ld_out + h * head_dim;
   float* s = block_scratch;
@@ -190,7 +285,10 @@ void attention_query_block(std::size_t t, std::size_t head_dim, const float* qkv
     const std::size_t nk = t - j0 < BK ? t - j0 : BK;
     const bool first = j0 == 0;
     // S = (Q * scale) K^T for this key block; j0 is a multiple of 16, so the block starts a panel.
-    gemm_panels<Arch>(nq, nk, head_dim, q, ld_qkv, pk + j0 * head_dim, head_dim * gemm_nr, s, BK, GemmEpilogue{});
+    if constexpr (P == Precision::int8)
+      attention_scores_q8<Arch>(attention_q8_view(pk, t, head_dim), head_dim, q0, nq, j0, nk, s, BK);
+    else
+      gemm_panels<Arch>(nq, nk, head_dim, q, ld_qkv, pk + j0 * head_dim, head_dim * gemm_nr, s, BK, GemmEpilogue{});
 
     for (std::size_t i = 0; i < nq; ++i) {
       float* si = s + i * BK;
@@ -287,28 +385,37 @@ void attention_query_block(std::size_t t, std::size_t head_dim, const float* qkv
 // shared read-only by the query blocks of their head), then one block scratch per worker. One worker
 // needs only the serial scratch above.
 constexpr std::size_t attention_scratch_floats(std::size_t t, std::size_t head_dim, std::size_t heads,
-                                               std::size_t workers) noexcept {
-  if (workers <= 1) return attention_scratch_floats(t, head_dim);
-  const std::size_t simd = heads * attention_packed_kv_floats(t, head_dim) + workers * attention_block_scratch_floats();
-  const std::size_t scalar = workers * t;
+                                               std::size_t workers, Precision p = Precision::fp32) noexcept {
+  if (workers <= 1) return attention_scratch_floats(t, head_dim, p);
+  const std::size_t simd = heads * attention_packed_kv_floats(t, head_dim, p) + workers * attention_block_scratch_floats();
+  const std::size_t scalar = (p == Precision::int8 ? heads * attention_q8_qk_floats(t, head_dim) : 0) + workers * t;
   return simd > scalar ? simd : scalar;
 }
 
-template <class Arch>
+// P: the model's precision; int8 computes the scores from int8 q and k (see the top of this file).
+template <class Arch, Precision P = Precision::fp32>
 void attention(std::size_t t, std::size_t heads, std::size_t head_dim, float scale, const float* qkv,
                std::size_t ld_qkv, float* out, std::size_t ld_out, float* scratch) noexcept {
   if constexpr (is_scalar_arch<Arch>) {
-    for (std::size_t h = 0; h < heads; ++h)
-      detail::attention_rows_scalar(t, heads, head_dim, scale, qkv, ld_qkv, h, 0, t, out, ld_out, scratch);
+    for (std::size_t h = 0; h < heads; ++h) {
+      if constexpr (P == Precision::int8) {
+        detail::attention_pack_q8<Arch>(t, heads, head_dim, scale, qkv, ld_qkv, h, scratch);
+        const detail::AttentionQ8 q8 = detail::attention_q8_view(scratch, t, head_dim);
+        detail::attention_rows_scalar<Arch>(t, heads, head_dim, scale, qkv, ld_qkv, h, 0, t, out, ld_out,
+                                            scratch + attention_q8_qk_floats(t, head_dim), &q8);
+      } else {
+        detail::attention_rows_scalar<Arch>(t, heads, head_dim, scale, qkv, ld_qkv, h, 0, t, out, ld_out, scratch);
+      }
+    }
   } else {
 #if !VITCC_DISABLE_SIMD
     float* packed = scratch;
-    float* block = scratch + attention_packed_kv_floats(t, head_dim);
+    float* block = scratch + attention_packed_kv_floats(t, head_dim, P);
     for (std::size_t h = 0; h < heads; ++h) {
-      detail::attention_pack_head(t, heads, head_dim, scale, qkv, ld_qkv, h, packed);
+      detail::attention_pack_head<Arch, P>(t, heads, head_dim, scale, qkv, ld_qkv, h, packed);
       for (std::size_t q0 = 0; q0 < t; q0 += attention_block_q) {
         const std::size_t nq = t - q0 < attention_block_q ? t - q0 : attention_block_q;
-        detail::attention_query_block<Arch>(t, head_dim, qkv, ld_qkv, h, packed, q0, nq, out, ld_out, block);
+        detail::attention_query_block<Arch, P>(t, head_dim, qkv, ld_qkv, h, packed, q0, nq, out, ld_out, block);
       }
     }
 #endif
@@ -317,35 +424,50 @@ void attention(std::size_t t, std::size_t heads, std::size_t head_dim, float sca
 
 // Parallel attention: tasks are heads (packing), then (head, query block) pairs; each query block is
 // computed exactly as in the serial kernel, so the result is the same bit for bit.
-// scratch: attention_scratch_floats(t, head_dim, heads, worker_count(ex)) floats, 64-byte aligned.
-template <class Arch>
+// scratch: attention_scratch_floats(t, head_dim, heads, worker_count(ex), P) floats, 64-byte aligned.
+template <class Arch, Precision P = Precision::fp32>
 void attention(std::size_t t, std::size_t heads, std::size_t head_dim, float scale, const float* qkv,
                std::size_t ld_qkv, float* out, std::size_t ld_out, float* scratch, const Executor* ex) noexcept {
   if (worker_count(ex) == 1) {
-    attention<Arch>(t, heads, head_dim, scale, qkv, ld_qkv, out, ld_out, scratch);
+    attention<Arch, P>(t, heads, head_dim, scale, qkv, ld_qkv, out, ld_out, scratch);
     return;
   }
   if constexpr (is_scalar_arch<Arch>) {
-    // The scalar path works row by row with one row of scores: tasks are (head, query row) blocks.
+    // The scalar path works row by row with one row of scores: tasks are (head, query row) blocks
+    // (int8: after every head's int8 Q and K, packed first, one task per head).
+    const std::size_t q8 = P == Precision::int8 ? attention_q8_qk_floats(t, head_dim) : 0;
+    if constexpr (P == Precision::int8) {
+      parallel_for(ex, heads, [&](std::size_t h, std::size_t) {
+        detail::attention_pack_q8<Arch>(t, heads, head_dim, scale, qkv, ld_qkv, h, scratch + h * q8);
+      });
+    }
+    float* rows = scratch + heads * q8;
     const std::size_t blocks = (t + attention_block_q - 1) / attention_block_q;
     parallel_for(ex, heads * blocks, [&](std::size_t task, std::size_t w) {
       const std::size_t h = task / blocks, q0 = task % blocks * attention_block_q;
       const std::size_t nq = t - q0 < attention_block_q ? t - q0 : attention_block_q;
-      detail::attention_rows_scalar(t, heads, head_dim, scale, qkv, ld_qkv, h, q0, nq, out, ld_out, scratch + w * t);
+      if constexpr (P == Precision::int8) {
+        const detail::AttentionQ8 view = detail::attention_q8_view(scratch + h * q8, t, head_dim);
+        detail::attention_rows_scalar<Arch>(t, heads, head_dim, scale, qkv, ld_qkv, h, q0, nq, out, ld_out,
+                                            rows + w * t, &view);
+      } else {
+        detail::attention_rows_scalar<Arch>(t, heads, head_dim, scale, qkv, ld_qkv, h, q0, nq, out, ld_out,
+                                            rows + w * t);
+      }
     });
   } else {
 #if !VITCC_DISABLE_SIMD
-    const std::size_t kv = attention_packed_kv_floats(t, head_dim);
+    const std::size_t kv = attention_packed_kv_floats(t, head_dim, P);
     float* blocks_scratch = scratch + heads * kv;
     parallel_for(ex, heads, [&](std::size_t h, std::size_t) {
-      detail::attention_pack_head(t, heads, head_dim, scale, qkv, ld_qkv, h, scratch + h * kv);
+      detail::attention_pack_head<Arch, P>(t, heads, head_dim, scale, qkv, ld_qkv, h, scratch + h * kv);
     });
     const std::size_t blocks = (t + attention_block_q - 1) / attention_block_q;
     parallel_for(ex, heads * blocks, [&](std::size_t task, std::size_t w) {
       const std::size_t h = task / blocks, q0 = task % blocks * attention_block_q;
       const std::size_t nq = t - q0 < attention_block_q ? t - q0 : attention_block_q;
-      detail::attention_query_block<Arch>(t, head_dim, qkv, ld_qkv, h, scratch + h * kv, q0, nq, out, ld_out,
-                                          blocks_scratch + w * attention_block_scratch_floats());
+      detail::attention_query_block<Arch, P>(t, head_dim, qkv, ld_qkv, h, scratch + h * kv, q0, nq, out, ld_out,
+                                             blocks_scratch + w * attention_block_scratch_floats());
     });
 #endif
   }

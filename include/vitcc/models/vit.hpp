@@ -75,7 +75,7 @@ struct VitDims {
   // once) for `workers` workers.
   constexpr std::size_t scratch_floats(std::size_t workers = 1) const noexcept {
     const std::size_t w = workers < 1 ? 1 : workers;
-    const std::size_t a = kernels::attention_scratch_floats(tokens, hd, heads, w);
+    const std::size_t a = kernels::attention_scratch_floats(tokens, hd, heads, w, prec);
     const std::size_t pe = w * kernels::patch_embed_scratch_floats(c, p, prec);
     const std::size_t q = (kernels::matmul_scratch_bytes(prec, tokens, hidden > d ? hidden : d) + 3) / 4;
     const std::size_t m = a > pe ? a : pe;
@@ -166,7 +166,7 @@ void vit_forward(const C& cfg, const VitWeights& w, const VitBlockWeights* block
     // x = x + ls1 * proj(attention(norm1(x)))
     kernels::layer_norm<Arch>(T, D, x, D, b.norm1.weight, b.norm1.bias, cfg.ln_eps, xn, D, ex);
     b.qkv.template apply<Arch, P>(ex, T, D, 3 * D, xn, D, big, 3 * D, Activation::none, nullptr, 0, scratch);
-    kernels::attention<Arch>(T, v.heads, v.hd, cfg.attn_scale, big, 3 * D, xn, D, scratch, ex);
+    kernels::attention<Arch, P>(T, v.heads, v.hd, cfg.attn_scale, big, 3 * D, xn, D, scratch, ex);
     b.proj.template apply<Arch, P>(ex, T, D, D, xn, D, x, D, Activation::none, x, D, scratch);
     // x = x + ls2 * fc2(gelu(fc1(norm2(x))))
     kernels::layer_norm<Arch>(T, D, x, D, b.norm2.weight, b.norm2.bias, cfg.ln_eps, xn, D, ex);
