@@ -125,7 +125,10 @@ void attention_pack_q8(std::size_t t, std::size_t heads, std::size_t head_dim, f
     const std::size_t jj = j % gemm_nr;
     float mx = 0.0f;
     if (j < t)
-      for (std::size_t e = 0; e < head_dim; ++e) mx = std::fmax(mx, std::fabs(k[j * ld_qkv + e]));
+      for (std::size_t e = 0; e < head_dim; ++e) {
+        const float a = std::fabs(k[j * ld_qkv + e]);
+        mx = a > mx ? a : mx;  // not std::fmax: its NaN rule made it a library call per element
+      }
     const float inv = mx > 0.0f ? 127.0f / mx : 0.0f;
     std::int32_t sum = 0;
     for (std::size_t e = 0; e < kp; ++e) {
