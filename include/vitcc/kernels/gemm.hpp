@@ -421,24 +421,33 @@ constexpr std::size_t gemm_tasks(std::size_t m, std::size_t n) noexcept {
   return ((m + tr - 1) / tr) * ((n + gemm_task_cols - 1) / gemm_task_cols);
 }
 
+// The tile of C that task `task` of the parallel GEMM computes: rows i0 .. i0+mt-1, columns
+// j0 .. j0+nt-1 (j0 a multiple of 16: a panel boundary), and the epilogue moved to it. Tasks are
+// numbered column block major, so consecutive tasks share a K x 48 sliver of B. The int8 GEMM
+// (gemm_q8.hpp) splits C the same way.
+struct GemmTaskTile {
+  std::size_t i0, j0, mt, nt;
+  GemmEpilogue ep;
+};
+constexpr GemmTaskTile gemm_task_tile(std::size_t task, std::size_t m, std::size_t n, const GemmEpilogue& ep) noexcept {
+  const std::size_t tr = gemm_task_rows(m, n);
+  const std::size_t row_blocks = (m + tr - 1) / tr;
+  const std::size_t i0 = task % row_blocks * tr, j0 = task / row_blocks * gemm_task_cols;
+  GemmTaskTile t{i0, j0, m - i0 < tr ? m - i0 : tr, n - j0 < gemm_task_cols ? n - j0 : gemm_task_cols, ep};
+  if (t.ep.bias) t.ep.bias += j0;
+  if (t.ep.add) t.ep.add += i0 * t.ep.ld_add + j0;
+  return t;
+}
+
 namespace detail {
-// One task of the parallel GEMM over a B whose panels are panel_stride elements apart. Tasks are
-// numbered column block major, so consecutive tasks share a K x 48 sliver of B.
+// One task of the parallel GEMM over a B whose panels are panel_stride elements apart.
 template <class Arch, class Wt>
 void gemm_task(std::size_t task, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
                const Wt* packed_b, std::size_t panel_stride, float* c, std::size_t ldc,
                const GemmEpilogue& ep) noexcept {
-  const std::size_t tr = gemm_task_rows(m, n);
-  const std::size_t row_blocks = (m + tr - 1) / tr;
-  const std::size_t i0 = task % row_blocks * tr, j0 = task / row_blocks * gemm_task_cols;
-  const std::size_t mt = m - i0 < tr ? m - i0 : tr;
-  const std::size_t nt = n - j0 < gemm_task_cols ? n - j0 : gemm_task_cols;
-  GemmEpilogue e = ep;
-  if (e.bias) e.bias += j0;
-  if (e.add) e.add += i0 * e.ld_add + j0;
-  // The tile starts at a panel boundary (j0 % 16 == 0).
-  gemm_strided<Arch, Wt>(mt, nt, k, a + i0 * lda, lda, packed_b + j0 / gemm_nr * panel_stride, panel_stride,
-                         c + i0 * ldc + j0, ldc, e);
+  const GemmTaskTile t = gemm_task_tile(task, m, n, ep);
+  gemm_strided<Arch, Wt>(t.mt, t.nt, k, a + t.i0 * lda, lda, packed_b + t.j0 / gemm_nr * panel_stride, panel_stride,
+                         c + t.i0 * ldc + t.j0, ldc, t.ep);
 }
 }  // namespace detail
 

@@ -523,19 +523,12 @@ void gemm_q8(std::size_t m, std::size_t n, std::size_t k, const float* a, std::s
   const detail::Q8A qa = detail::q8_a(scratch, m, k);
   const std::size_t kp = q8_kp(k);
   parallel_for(ex, gemm_tasks(m, n), [&](std::size_t task, std::size_t) {
-    const std::size_t tr = gemm_task_rows(m, n);
-    const std::size_t row_blocks = (m + tr - 1) / tr;
-    const std::size_t i0 = task % row_blocks * tr, j0 = task / row_blocks * gemm_task_cols;
-    const std::size_t mt = m - i0 < tr ? m - i0 : tr;
-    const std::size_t nt = n - j0 < gemm_task_cols ? n - j0 : gemm_task_cols;
-    GemmEpilogue e = ep;
-    if (e.bias) e.bias += j0;
-    if (e.add) e.add += i0 * e.ld_add + j0;
+    const GemmTaskTile t = gemm_task_tile(task, m, n, ep);
     Q8Weight wt = w;
-    wt.w += j0 / gemm_nr * kp * gemm_nr;
-    wt.scale += j0;
-    wt.colsum += j0;
-    detail::q8_panels<Arch>(mt, nt, kp, qa.q + i0 * kp, qa.sa + i0, wt, c + i0 * ldc + j0, ldc, e);
+    wt.w += t.j0 / gemm_nr * kp * gemm_nr;
+    wt.scale += t.j0;
+    wt.colsum += t.j0;
+    detail::q8_panels<Arch>(t.mt, t.nt, kp, qa.q + t.i0 * kp, qa.sa + t.i0, wt, c + t.i0 * ldc + t.j0, ldc, t.ep);
   });
 }
 
