@@ -2,7 +2,8 @@
 # Writes docs/MEMORY.md: for every model of the fixture set (one fixture per model), the weight
 # bytes, the workspace bytes, the measured stack high-water mark of forward(), and the cost of
 # compiling that model's translation unit (wall time, peak compiler memory); then the Cortex-M7
-# example's section sizes and stack, measured under QEMU.
+# example's section sizes and stack, measured under QEMU, for its tiny ViT (fp32, M7 and M4F) and for
+# the trained demo/fmnist_vit at each precision (fp32, bf16, int8).
 #
 # Usage: tools/memory_report.sh [BUILD_DIR [OUT.md]]      (defaults: build, docs/MEMORY.md)
 # Needs BUILD_DIR/bin/vitcc-pack, vitcc-run and BUILD_DIR/fixtures (make test makes them; VITCC_FIXTURES
@@ -82,6 +83,29 @@ if command -v arm-none-eabi-g++ >/dev/null && command -v qemu-system-arm >/dev/n
   m7=$(bash "$root/examples/cortex-m7/run_test.sh" "$pack" "$python" "$work/cortex-m7" m7 2>&1) || { echo "$m7" >&2; exit 1; }
   echo "memory_report: cortex-m4f example" >&2
   m4f=$(bash "$root/examples/cortex-m7/run_test.sh" "$pack" "$python" "$work/cortex-m4f" m4f 2>&1) || { echo "$m4f" >&2; exit 1; }
+  # One row per precision of the trained Fashion-MNIST ViT on the M7: the firmware's sections, its
+  # workspace and forward() stack, the instructions of one forward pass, and its agreement with the
+  # host's vitcc-run on the same blob and image.
+  m7_rows=() m7_agree=()
+  for precision in fp32 bf16 int8; do
+    echo "memory_report: cortex-m7 example, fmnist_vit $precision" >&2
+    log=$(bash "$root/examples/cortex-m7/run_test.sh" "$pack" "$python" "$work/cortex-m7-$precision" m7 fmnist_vit \
+            "$precision" "$run" 2>&1) || { echo "$log" >&2; exit 1; }
+    m7_rows+=("$("$python" - "$precision" "$log" <<'PY'
+import re, sys
+precision, log = sys.argv[1:]
+sec = dict(re.findall(r'^\.(text|rodata|data|bss)\s+(\d+)$', log, re.M))
+m = re.search(r'^model \S+ \((\w+)\): (\d+) weight bytes \(in place: yes\), (\d+) workspace bytes, '
+              r'forward stack (\d+) bytes$', log, re.M)
+ins = re.search(r'^forward instructions (\d+) ', log, re.M)
+assert m and ins and len(sec) == 4 and m.group(1) == precision, f'unexpected firmware report:\n{log}'
+f = lambda v: f'{int(v):,}'
+print(f'| {precision} | {f(sec["text"])} | {f(sec["rodata"])} | {f(m.group(2))} | {f(sec["data"])} | {f(sec["bss"])} '
+      f'| {f(m.group(3))} | {f(m.group(4))} | {f(ins.group(1))} |')
+PY
+)")
+    m7_agree+=("$(grep -E '^m7 [a-z0-9]+ vs host' <<<"$log")")
+  done
 fi
 
 {
@@ -154,6 +178,35 @@ so double arithmetic would run in software), under \`qemu-system-arm -M mps2-an3
 $(grep -E '^\.(text|rodata|data|bss) ' <<<"$m4f")
 $(grep -E '^forward instructions|^m4f vs PyTorch' <<<"$m4f")
 \`\`\`
+
+### Per precision: the trained Fashion-MNIST ViT
+
+\`demo/fmnist_vit.onnx\` (28x28x1, patch 4, dim 64, depth 4, 4 heads, 10 classes; 139k parameters,
+trained: docs/PRECISION.md) packed with \`vitcc-pack --precision P --emit-c-array\`, built for the
+Cortex-M7 as above and run on Fashion-MNIST test image 0
+(\`examples/cortex-m7/run_test.sh BUILD/bin/vitcc-pack /usr/bin/python3 OUT m7 fmnist_vit P\`; CTest
+\`cortex_m7_example_int8\` runs the int8 row). Bytes, except the last column; \`.rodata\` (flash) holds
+the weight blob, the input image (3,136 bytes) and constants; \`.bss\` (RAM) holds the workspace
+(\`Model::workspace_bytes\`); the stack is \`forward()\`'s, measured by painting it; instructions are
+those of one forward pass, counted as above:
+
+| precision | .text | .rodata | weight blob | .data | .bss | workspace | forward stack | instructions per inference |
+|---|---|---|---|---|---|---|---|---|
+$(printf '%s\n' "${m7_rows[@]}")
+
+The firmware's logits against the host's \`vitcc-run\` on the same blob and image: a scalar runner
+(\`VITCC_RUN_FLAGS="-O2 -DNDEBUG -march=native -DVITCC_DISABLE_SIMD=1"\`) and the host build's own
+(SIMD) one, on this machine ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)).
+examples/cortex-m7/README.md says which bits agree and why the others may not:
+
+\`\`\`
+$(printf '%s\n' "${m7_agree[@]}")
+\`\`\`
+
+On this core the reduced precisions save flash, not instructions: the library has no SIMD back end
+for it, and the scalar bf16 and int8 kernels add work to the fp32 kernel's (widening each bf16
+weight to float; quantising each GEMM's input rows to int8 and converting its int32 sums back to
+float). Where the instructions go was not profiled.
 
 Instructions per inference, before and after the scalar path became fp32 (issue 18; the "before"
 figures were measured the same way on the double-accumulating kernels of commit 2a1c7dc):

@@ -1,6 +1,6 @@
 // A firmware-style program for a Cortex-M7 (or M4F) without an operating system or a file system: a
-// tiny ViT whose weights are compiled in (vitcc-pack --emit-c-array, in flash as .rodata) and whose
-// workspace is a static array sized by the model's constexpr. It classifies one image (linked in
+// ViT whose weights are compiled in (vitcc-pack --emit-c-array, in flash as .rodata; fp32, bf16 or
+// int8, whatever the pack chose) and whose workspace is a static array sized by the model's constexpr. It classifies one image (linked in
 // by input.s) and prints, through semihosting, the logits as exact float bit patterns, the stack
 // the forward pass used, the memory it needed, and the instructions one forward pass executed.
 //
@@ -10,11 +10,16 @@
 #include <cstdio>
 #include <cstring>
 
-#include "tiny_vit.hpp"          // generated: the constexpr config, vitcc::Vit<...>
-#include "tiny_vit_weights.h"    // generated: tiny_vit_blob[], 64-byte aligned, const (flash)
+// The generated names, for the NAME the Makefile was given (for tiny_vit: tiny_vit.hpp,
+// tiny_vit_weights.h, the config vitcc_models::tiny_vit, the model vitcc_models::tiny_vit_model, the
+// array tiny_vit_blob and its size TINY_VIT_BLOB_BYTES).
+#include EXAMPLE_HEADER   // generated: the constexpr config, vitcc::Vit<...>
+#include EXAMPLE_WEIGHTS  // generated: NAME_blob[], 64-byte aligned, const (flash)
 #include "vitcc/core/memory.hpp"
+#include "vitcc/core/precision.hpp"
 
-using Model = vitcc_models::tiny_vit_model;
+using Config = EXAMPLE_CONFIG;
+using Model = EXAMPLE_MODEL;
 
 // What the firmware can give the model: fails to compile, not to run, if the model outgrows it.
 constexpr std::size_t workspace_budget = 128 * 1024;
@@ -83,7 +88,7 @@ __attribute__((noinline)) void known_loop(std::uint32_t n) {
 
 int main() {
   vitcc::BlobView blob;
-  vitcc::Status s = blob.open(tiny_vit_blob, TINY_VIT_BLOB_BYTES);  // checks it all, checksum included
+  vitcc::Status s = blob.open(EXAMPLE_BLOB, EXAMPLE_BLOB_BYTES);  // checks it all, checksum included
   if (s.ok()) s = model.bind(blob);                                  // views into flash, no copy
   if (!s.ok()) {
     std::printf("error: %s\n", s.message());
@@ -92,8 +97,8 @@ int main() {
   // Zero-copy: the first bound weight lies inside the blob in flash.
   vitcc::TensorView t;
   const bool in_place = blob.find("patch_embed.weight", t) &&
-                        static_cast<const unsigned char*>(t.data) >= tiny_vit_blob &&
-                        static_cast<const unsigned char*>(t.data) < tiny_vit_blob + TINY_VIT_BLOB_BYTES;
+                        static_cast<const unsigned char*>(t.data) >= EXAMPLE_BLOB &&
+                        static_cast<const unsigned char*>(t.data) < EXAMPLE_BLOB + EXAMPLE_BLOB_BYTES;
 
   paint_stack();
   run_forward();
@@ -109,8 +114,8 @@ int main() {
   const std::uint64_t loop_instructions = 2ull * loop_iterations;
   const std::uint64_t instructions = forward_ticks * loop_instructions / (loop_ticks ? loop_ticks : 1);
 
-  std::printf("model tiny_vit: %u weight bytes (in place: %s), %u workspace bytes, forward stack %u bytes\n",
-              unsigned(TINY_VIT_BLOB_BYTES), in_place ? "yes" : "no", unsigned(Model::workspace_bytes),
+  std::printf("model %s (%s): %u weight bytes (in place: %s), %u workspace bytes, forward stack %u bytes\n",
+              Config::name, vitcc::precision_name(vitcc::precision_of(Config{})), unsigned(EXAMPLE_BLOB_BYTES), in_place ? "yes" : "no", unsigned(Model::workspace_bytes),
               unsigned(stack_bytes));
   for (std::size_t i = 0; i < Model::output_floats; ++i) {
     std::uint32_t bits;
