@@ -223,6 +223,38 @@ std::vector<BlobTensor> convert_precision(const std::vector<BlobTensor>& tensors
   if (p == Precision::fp32) return tensors;
   std::vector<BlobTensor> out;
   for (const BlobTensor& t : tensors) {
+    if (t.layout == blob::Layout::plain && t.dtype == blob::DType::f32 && t.reduce != BlobTensor::Reduce::keep) {
+      if (p == Precision::bf16 || t.reduce == BlobTensor::Reduce::bf16) {
+        BlobTensor w{t.name, blob::Layout::plain, t.dims, {}};
+        w.dtype = blob::DType::bf16;
+        w.raw.resize(t.data.size() * sizeof(std::uint16_t));
+        for (std::size_t i = 0; i < t.data.size(); ++i) {
+          const std::uint16_t h = kernels::to_bf16(t.data[i]);
+          std::memcpy(w.raw.data() + i * sizeof h, &h, sizeof h);
+        }
+        out.push_back(std::move(w));
+      } else {  // int8, one scale per index of the last dim
+        const std::size_t c = std::size_t(t.dims.back()), rows = t.data.size() / c;
+        BlobTensor w{t.name, blob::Layout::plain, t.dims, {}};
+        w.dtype = blob::DType::i8;
+        w.raw.resize(t.data.size());
+        BlobTensor scale{t.name + "_scale", blob::Layout::plain, {c}, std::vector<float>(c)};
+        for (std::size_t ch = 0; ch < c; ++ch) {
+          float mx = 0.0f;
+          for (std::size_t r = 0; r < rows; ++r) mx = std::fmax(mx, std::fabs(t.data[r * c + ch]));
+          const float inv = mx > 0.0f ? 127.0f / mx : 0.0f;
+          scale.data[ch] = mx / 127.0f;
+          for (std::size_t r = 0; r < rows; ++r) {
+            float q = std::nearbyint(t.data[r * c + ch] * inv);
+            q = q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q;
+            w.raw[r * c + ch] = static_cast<unsigned char>(static_cast<std::int8_t>(q));
+          }
+        }
+        out.push_back(std::move(w));
+        out.push_back(std::move(scale));
+      }
+      continue;
+    }
     if (t.layout != blob::Layout::gemm_b16) {
       out.push_back(t);
       continue;

@@ -27,12 +27,22 @@ struct BlobTensor {
   std::vector<float> data;        // float32 tensors
   blob::DType dtype = blob::DType::f32;
   std::vector<unsigned char> raw;  // the bytes of every other dtype (bfloat16, int8, int32)
+
+  // What convert_precision makes of a plain float32 tensor (GEMM matrices, gemm_b16, always follow
+  // the precision):
+  //   keep         float32 at every precision (norms, biases, positions, tokens)
+  //   bf16         bfloat16 at bf16 and int8 (EfficientViT's attention bias tables)
+  //   per_channel  bfloat16 at bf16; at int8, int8 with one float32 scale per index of the last dim
+  //                (symmetric: scale = max |w| / 127), followed by NAME_scale [last dim] (EfficientViT's
+  //                depthwise conv weights, [k*k, c])
+  enum class Reduce { keep, bf16, per_channel };
+  Reduce reduce = Reduce::keep;
 };
 
 // The tensors of a model at precision p: every float32 matrix packed for the GEMM (layout
 // gemm_b16) becomes the GEMM weight of that precision (kernels/matmul.hpp): bfloat16 pairs, or int8
 // quads followed by NAME_scale and NAME_colsum, in the order Binder::packed(k, n, p, NAME) reads them.
-// Everything else (norms, biases, depthwise convs, positions) stays float32.
+// Plain tensors follow their `reduce`; everything else (norms, biases, positions) stays float32.
 std::vector<BlobTensor> convert_precision(const std::vector<BlobTensor>& tensors, Precision p);
 
 // Folds LayerScale into proj/fc2, class/register tokens into prefix_tokens, the patch conv bias

@@ -36,13 +36,16 @@ BlobTensor packed_conv(const std::string& name, const Tensor& w) {
   return BlobTensor{name, blob::Layout::gemm_b16, {K, co}, std::move(packed)};
 }
 
-// Depthwise weight [c, 1, k, k] as plain [k*k, c].
+// Depthwise weight [c, 1, k, k] as plain [k*k, c] (bf16 blobs: bfloat16; int8 blobs: int8 with a
+// float32 scale per channel).
 BlobTensor dw_conv(const std::string& name, const Tensor& w) {
   const std::size_t c = std::size_t(w.shape[0]), k = std::size_t(w.shape[2]);
   std::vector<float> d(k * k * c);
   for (std::size_t ch = 0; ch < c; ++ch)
     for (std::size_t t = 0; t < k * k; ++t) d[t * c + ch] = w.data[ch * k * k + t];
-  return BlobTensor{name, blob::Layout::plain, {k * k, c}, std::move(d)};
+  BlobTensor t{name, blob::Layout::plain, {k * k, c}, std::move(d)};
+  t.reduce = BlobTensor::Reduce::per_channel;  // bfloat16, or int8 + NAME_scale, in reduced blobs
+  return t;
 }
 
 BlobTensor plain(const std::string& name, const Tensor& t) {
@@ -87,6 +90,7 @@ std::vector<BlobTensor> fold_and_pack(const EvitSpec& s) {
       }
       packed(bp + ".mixer.m.attn.proj.1");
       out.push_back(plain(bp + ".mixer.m.attn.attention_bias", need(s, bp + ".mixer.m.attn.attention_bias")));
+      out.back().reduce = BlobTensor::Reduce::bf16;  // a score offset: bfloat16 in bf16 and int8 blobs
       ffn(bp + ".dw1.m", bp + ".ffn1.m");
     }
   }

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "vitcc/core/aligned.hpp"
@@ -223,7 +224,8 @@ struct EfficientVitDynamicConfig {
 
 // The convolutions as the kernels want them (every BatchNorm folded in, so every bias is there):
 // 1x1 and dense convs are Linear layers over pixels (packed [k*k*cin, cout] for the model's
-// precision), depthwise ones DwConv (plain [k*k, c], float32 at every precision).
+// precision), depthwise ones DwConv (plain [k*k, c] in the model's precision: float32, bfloat16, or
+// int8 with a float32 scale per channel; float32 bias).
 struct EvitFfn {
   DwConv dw;         // the residual dw conv before the FFN
   Linear pw1, pw2;   // the FFN
@@ -232,7 +234,7 @@ struct EvitMixer {
   Linear qkv[evit_max_heads];
   DwConv dw[evit_max_heads];
   Linear proj;
-  const float* bias = nullptr;  // [heads, n, n]
+  const void* bias = nullptr;  // [heads, n, n]: float32 at fp32, bfloat16 bits at bf16 and int8
 };
 struct EvitBlockWeights {
   EvitFfn a, b;  // dw0 + ffn0, dw1 + ffn1
@@ -256,12 +258,28 @@ namespace detail {
 inline Linear bind_linear(Binder& b, std::size_t k, std::size_t n, Precision p, const char* name) {
   return {b.packed(k, n, p, "%s.weight", name), b.plain({n}, "%s.bias", name)};
 }
-inline DwConv bind_dw(Binder& b, std::size_t k, std::size_t c, const char* name) {
-  return {b.plain({k * k, c}, "%s.weight", name), b.plain({c}, "%s.bias", name)};
+// A depthwise conv at precision p: NAME.weight (float32, bfloat16, or int8 followed by
+// NAME.weight_scale [c]), then NAME.bias (float32).
+inline DwConv bind_dw(Binder& b, std::size_t k, std::size_t c, Precision p, const char* name) {
+  DwConv d;
+  if (p == Precision::fp32) {
+    d.weight = b.plain({k * k, c}, "%s.weight", name);
+  } else if (p == Precision::bf16) {
+    d.weight = b.plain(blob::DType::bf16, {k * k, c}, "%s.weight", name);
+  } else {
+    d.weight = b.plain(blob::DType::i8, {k * k, c}, "%s.weight", name);
+    d.scale = b.plain({c}, "%s.weight_scale", name);
+  }
+  d.bias = b.plain({c}, "%s.bias", name);
+  return d;
 }
+// The attention bias type at precision P: float32 tables at fp32, bfloat16 at bf16 and int8.
+template <Precision P>
+using evit_attn_bias_t = std::conditional_t<P == Precision::fp32, float, std::uint16_t>;
+
 inline EvitFfn bind_ffn(Binder& b, std::size_t c, Precision p, const char* dw_name, const char* ffn_name) {
   EvitFfn f;
-  f.dw = bind_dw(b, 3, c, dw_name);
+  f.dw = bind_dw(b, 3, c, p, dw_name);
   f.pw1 = {b.packed(c, 2 * c, p, "%s.pw1.weight", ffn_name), b.plain({2 * c}, "%s.pw1.bias", ffn_name)};
   f.pw2 = {b.packed(2 * c, c, p, "%s.pw2.weight", ffn_name), b.plain({c}, "%s.pw2.bias", ffn_name)};
   return f;
@@ -290,7 +308,7 @@ Status bind_efficientvit(const C& cfg, const BlobView& blob, EvitWeights& w, Evi
       std::snprintf(n, sizeof n, "stages.%zu.downsample.patchmerge.conv1", s);
       dw.conv1 = bind_linear(b, pc, t.pm_hidden, d.prec, n);
       std::snprintf(n, sizeof n, "stages.%zu.downsample.patchmerge.conv2", s);
-      dw.conv2 = bind_dw(b, 3, t.pm_hidden, n);
+      dw.conv2 = bind_dw(b, 3, t.pm_hidden, d.prec, n);
       std::snprintf(n, sizeof n, "stages.%zu.downsample.patchmerge.se.fc1", s);
       dw.se_fc1 = bind_linear(b, t.pm_hidden, t.se_rd, d.prec, n);
       std::snprintf(n, sizeof n, "stages.%zu.downsample.patchmerge.se.fc2", s);
@@ -310,11 +328,12 @@ Status bind_efficientvit(const C& cfg, const BlobView& blob, EvitWeights& w, Evi
         std::snprintf(n, sizeof n, "stages.%zu.blocks.%zu.mixer.m.attn.qkvs.%zu", s, k, h);
         bw.mixer.qkv[h] = bind_linear(b, t.cin_head, 2 * t.kd + t.vd, d.prec, n);
         std::snprintf(n, sizeof n, "stages.%zu.blocks.%zu.mixer.m.attn.dws.%zu", s, k, h);
-        bw.mixer.dw[h] = bind_dw(b, t.kernels[h], t.kd, n);
+        bw.mixer.dw[h] = bind_dw(b, t.kernels[h], t.kd, d.prec, n);
       }
       std::snprintf(n, sizeof n, "stages.%zu.blocks.%zu.mixer.m.attn.proj.1", s, k);
       bw.mixer.proj = bind_linear(b, t.heads * t.vd, t.c, d.prec, n);
-      bw.mixer.bias = b.plain({t.heads, t.n, t.n}, "stages.%zu.blocks.%zu.mixer.m.attn.attention_bias", s, k);
+      bw.mixer.bias = b.plain(d.prec == Precision::fp32 ? blob::DType::f32 : blob::DType::bf16, {t.heads, t.n, t.n},
+                              "stages.%zu.blocks.%zu.mixer.m.attn.attention_bias", s, k);
       std::snprintf(n, sizeof n, "stages.%zu.blocks.%zu.dw1.m", s, k);
       std::snprintf(m, sizeof m, "stages.%zu.blocks.%zu.ffn1.m", s, k);
       bw.b = bind_ffn(b, t.c, d.prec, n, m);
@@ -333,7 +352,7 @@ template <class Arch, Precision P>
 void evit_res_dw_ffn(const Executor* ex, const EvitFfn& f, std::size_t res, std::size_t c, float*& x, float*& y,
                      float* h, float* q8) noexcept {
   using kernels::Activation;
-  kernels::dwconv<Arch>(ex, res, res, c, x, c, 3, 1, 1, f.dw.weight, f.dw.bias, Activation::none, x, c, y, c);
+  f.dw.template apply<Arch, P>(ex, res, res, c, x, c, 3, 1, 1, Activation::none, x, c, y, c);
   std::swap(x, y);
   const std::size_t p = res * res;
   f.pw1.template apply<Arch, P>(ex, p, c, 2 * c, x, c, h, 2 * c, Activation::relu, nullptr, 0, q8);
@@ -375,9 +394,8 @@ void evit_mixer_window(const Executor* inner, const EvitMixer& m, const EvitStag
         fin[r * ch + e] = win[r * c + h * ch + e] + (h > 0 ? wout[r * c + (h - 1) * vd + e] : 0.0f);
     m.qkv[h].template apply<Arch, P>(inner, n, ch, wq, fin, ch, qkv, wq, Activation::none, nullptr, 0, q8);
     const std::size_t k = t.kernels[h];
-    kernels::dwconv<Arch>(inner, t.win, t.win, kd, qkv, wq, k, 1, k / 2, m.dw[h].weight, m.dw[h].bias,
-                          Activation::none, nullptr, 0, q, kd);
-    const float* bias = m.bias + h * n * n;
+    m.dw[h].template apply<Arch, P>(inner, t.win, t.win, kd, qkv, wq, k, 1, k / 2, Activation::none, nullptr, 0, q, kd);
+    const evit_attn_bias_t<P>* bias = static_cast<const evit_attn_bias_t<P>*>(m.bias) + h * n * n;
     parallel_for(inner, (n + evit_attention_rows - 1) / evit_attention_rows, [&](std::size_t task, std::size_t w) {
       const std::size_t i0 = task * evit_attention_rows, i1 = n - i0 < evit_attention_rows ? n : i0 + evit_attention_rows;
       kernels::window_attention_rows<Arch>(i0, i1, n, kd, vd, attn_scale, q, kd, qkv + kd, wq, qkv + 2 * kd, wq, bias,
@@ -464,8 +482,7 @@ void efficientvit_forward(const C& cfg, const EvitWeights& w, const EvitBlockWei
       // PatchMerging: 1x1 (ReLU) -> dw 3x3 s2 (ReLU) -> squeeze-excite -> 1x1
       const std::size_t hid = t.pm_hidden;
       dn.conv1.template apply<Arch, P>(ex, res * res, c, hid, x, c, h, hid, Activation::relu, nullptr, 0, q8);
-      kernels::dwconv<Arch>(ex, res, res, hid, h, hid, 3, 2, 1, dn.conv2.weight, dn.conv2.bias, Activation::relu,
-                            nullptr, 0, h2, hid);
+      dn.conv2.template apply<Arch, P>(ex, res, res, hid, h, hid, 3, 2, 1, Activation::relu, nullptr, 0, h2, hid);
       res = t.res;
       kernels::squeeze_excite<Arch, P>(res * res, hid, t.se_rd, h2, dn.se_fc1.weight, dn.se_fc1.bias, dn.se_fc2.weight,
                                        dn.se_fc2.bias, scratch);
