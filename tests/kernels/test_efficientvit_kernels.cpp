@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <cstddef>
 #include <utility>
@@ -262,6 +263,28 @@ TEST_CASE_TEMPLATE_DEFINE("window_attention: a bfloat16 bias (bf16 and int8 blob
   }
 }
 TEST_CASE_TEMPLATE_APPLY(wa_bf16_bias, vitcc::test::kernel_archs);
+
+TEST_CASE("expand_relative_bias: timm's attention_biases[:, attention_bias_idxs]") {
+  for (std::size_t win : {1, 2, 4, 7}) {
+    CAPTURE(win);
+    // timm CascadedGroupAttention: offsets numbered as first seen over itertools.product(points, points)
+    std::vector<std::pair<std::size_t, std::size_t>> offsets;
+    std::vector<std::size_t> idxs;
+    for (std::size_t p1 = 0; p1 < win * win; ++p1)
+      for (std::size_t p2 = 0; p2 < win * win; ++p2) {
+        const long dy = std::labs(long(p1 / win) - long(p2 / win)), dx = std::labs(long(p1 % win) - long(p2 % win));
+        const std::pair<std::size_t, std::size_t> o{std::size_t(dy), std::size_t(dx)};
+        auto it = std::find(offsets.begin(), offsets.end(), o);
+        if (it == offsets.end()) it = offsets.insert(offsets.end(), o);
+        idxs.push_back(std::size_t(it - offsets.begin()));
+      }
+    REQUIRE(offsets.size() == win * win);
+    const auto table = randv(win * win, 9);
+    std::vector<float> got(win * win * win * win);
+    vitcc::kernels::expand_relative_bias(table.data(), win, got.data());
+    for (std::size_t e = 0; e < got.size(); ++e) REQUIRE(got[e] == table[idxs[e]]);
+  }
+}
 
 TEST_CASE_TEMPLATE_DEFINE("squeeze_excite: x *= sigmoid(fc2(relu(fc1(mean of x))))", Arch, se_shapes) {
   // (pixels, channels, reduced channels): EfficientViT-M's patch merging (4c hidden, make_divisible(c, 8))

@@ -222,7 +222,8 @@ std::vector<unsigned char> serialize_blob(const std::vector<BlobTensor>& tensors
 std::vector<BlobTensor> convert_precision(const std::vector<BlobTensor>& tensors, Precision p) {
   if (p == Precision::fp32) return tensors;
   std::vector<BlobTensor> out;
-  for (const BlobTensor& t : tensors) {
+  for (const BlobTensor& original : tensors) {
+    const BlobTensor& t = original.reduced_form.empty() ? original : original.reduced_form.front();
     if (t.layout == blob::Layout::plain && t.dtype == blob::DType::f32 && t.reduce != BlobTensor::Reduce::keep) {
       if (p == Precision::bf16 || t.reduce == BlobTensor::Reduce::bf16) {
         BlobTensor w{t.name, blob::Layout::plain, t.dims, {}};

@@ -37,6 +37,9 @@ struct BlobTensor {
   //                depthwise conv weights, [k*k, c])
   enum class Reduce { keep, bf16, per_channel };
   Reduce reduce = Reduce::keep;
+  // At bf16 and int8, the tensor (none, or one) that takes this one's place, itself converted by its
+  // own `reduce` (EfficientViT's compact attention-bias table instead of the expanded one).
+  std::vector<BlobTensor> reduced_form;
 };
 
 // The tensors of a model at precision p: every float32 matrix packed for the GEMM (layout

@@ -28,6 +28,18 @@ inline float attn_bias_value(const float* b, std::size_t i) noexcept { return b[
 inline float attn_bias_value(const std::uint16_t* b, std::size_t i) noexcept { return from_bf16(b[i]); }
 }  // namespace detail
 
+// The [n, n] bias of a win x win window (n = win * win, token y * win + x) from its relative-position
+// table [win * win]: out[i][j] = table[|yi - yj| * win + |xi - xj|] (timm EfficientViT's
+// attention_biases[:, attention_bias_idxs], whose offsets are numbered in that order).
+inline void expand_relative_bias(const float* table, std::size_t win, float* out) noexcept {
+  const std::size_t n = win * win;
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      const std::size_t yi = i / win, xi = i % win, yj = j / win, xj = j % win;
+      out[i * n + j] = table[(yi > yj ? yi - yj : yj - yi) * win + (xi > xj ? xi - xj : xj - xi)];
+    }
+}
+
 constexpr std::size_t window_attention_scratch_floats(std::size_t n, std::size_t kd) noexcept {
   return (n + 16) / 16 * 16 * (kd + 1);
 }
