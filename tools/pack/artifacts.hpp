@@ -2,6 +2,7 @@
 // writing the blob, the JSON config and the C++ config header, each atomically.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -59,8 +60,18 @@ VitDynamicConfig dynamic_config(const VitSpec& spec);
 std::vector<unsigned char> serialize_blob(const std::vector<BlobTensor>& tensors);
 
 // Writes `bytes` to `path` via a temporary file in the same folder and a rename, so that a reader
-// (or a crash) never sees a half-written file.
-void write_file_atomically(const std::string& path, const void* bytes, std::size_t size);
+// (or a crash) never sees a half-written file. With `verify`, the temporary file is read back once
+// it is synced and `verify` runs on what the file system holds (throwing PackError to refuse it)
+// before the rename: a file that does not verify is removed and never takes PATH's name.
+// Test hook (tests/hardening/pack_verify_written.sh): VITCC_TEST_CORRUPT_WRITTEN=SUFFIX flips one
+// byte of every verified file whose path ends in SUFFIX before it is read back.
+using WrittenCheck = std::function<void(const unsigned char* bytes, std::size_t size)>;
+void write_file_atomically(const std::string& path, const void* bytes, std::size_t size,
+                           const WrittenCheck& verify = {});
+
+// The check of a written blob: BlobView::open (every structural check and the checksum) on the
+// bytes read back, whose checksum must also be `expected` (the one NAME.json and the header record).
+WrittenCheck blob_check(std::uint64_t expected);
 
 // Test hook (tests/hardening/cli_hardening.sh): every moment at which vitcc-pack is about to change
 // the output folder, or holds a finished file not yet in place, calls test_step(what) first, and
