@@ -474,6 +474,9 @@ template <class Arch, Precision P, class C>
 void efficientvit_forward(const C& cfg, const EvitWeights& w, const EvitBlockWeights* blocks, const float* image,
                           float* out, float* ws, const Executor* ex = nullptr) noexcept {
   using kernels::Activation;
+  // The weights were bound (and the workspace sized) for the config's precision; P picks the
+  // kernels that read them. A mismatch would read bfloat16 or int8 bytes as another type.
+  VITCC_ASSERT(precision_of(cfg) == P && "efficientvit_forward: the config's precision is not the template's P");
   const EvitDims d = EvitDims::of(cfg);
   const EvitDims::Layout lay = d.layout();
   float* scratch = ws + lay.scratch;  // worker_count(ex) slices of wf floats
