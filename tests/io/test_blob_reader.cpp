@@ -99,7 +99,8 @@ TEST_CASE("header damage is refused with the matching error") {
   }
   SUBCASE("a version-1 blob (float32 only) still loads") {
     put_u32(b, 8, 1);
-    const Status s = vitcc::BlobView{}.open(b.data(), b.size(), false);  // the checksum covers the version
+    const Aligned a(b);  // (a vector's data is not always 64-byte aligned, which the reader requires)
+    const Status s = vitcc::BlobView{}.open(a.p, b.size(), false);  // the checksum covers the version
     CHECK(s.ok());
   }
   SUBCASE("big-endian tag") {
@@ -276,4 +277,37 @@ TEST_CASE("the checksum covers every byte but its own field") {
   CHECK(blob::checksum(b.data(), b.size()) == h);
   b[blob::checksum_offset + 8] ^= 0x01;  // the next field does
   CHECK(blob::checksum(b.data(), b.size()) != h);
+}
+
+TEST_CASE("check_finite looks at bfloat16 tensors too (bf16 and int8 blobs), and not at int8 ones") {
+  // A bfloat16 is finite iff its exponent bits (0x7f80) are not all ones.
+  auto blob_with = [](std::uint16_t bad) {
+    std::vector<BlobTensor> t = sample_tensors();
+    BlobTensor h{"d.weight", blob::Layout::plain, {2, 4}, {}};
+    h.dtype = blob::DType::bf16;
+    const std::uint16_t v[8] = {0x3f80, 0xbf80, 0x0000, bad, 0x7f7f, 0xff7f, 0x0001, 0x8000};  // 1, -1, 0, bad, +-max, ...
+    h.raw.assign(reinterpret_cast<const unsigned char*>(v), reinterpret_cast<const unsigned char*>(v) + sizeof v);
+    t.push_back(h);
+    BlobTensor q{"e.weight", blob::Layout::plain, {4}, {}};
+    q.dtype = blob::DType::i8;
+    q.raw = {0x7f, 0x80, 0xff, 0x00};  // int8 bytes that would be exponent-all-ones in a float
+    t.push_back(q);
+    return vitcc::pack::serialize_blob(t);
+  };
+  auto check = [](const std::vector<unsigned char>& bytes) {
+    Aligned a(bytes);
+    BlobView v;
+    REQUIRE(v.open(a.p, bytes.size()).ok());
+    return check_finite(v);
+  };
+  CHECK(check(blob_with(0x4049)).ok());  // 3.14: every value finite
+  const Status inf = check(blob_with(0x7f80));
+  CHECK(inf.code() == Errc::non_finite);
+  CHECK(mentions(inf, "tensor 'd.weight' holds Inf at element 3"));
+  const Status ninf = check(blob_with(0xff80));
+  CHECK(mentions(ninf, "tensor 'd.weight' holds Inf at element 3"));
+  const Status nan = check(blob_with(0xffc1));
+  CHECK(nan.code() == Errc::non_finite);
+  CHECK(mentions(nan, "tensor 'd.weight' holds NaN at element 3"));
+  CHECK(mentions(check(blob_with(0x7f81)), "holds NaN at element 3"));  // a signalling NaN
 }

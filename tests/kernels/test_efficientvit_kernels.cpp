@@ -6,10 +6,15 @@
 //   depthwise conv (k 3/5/7, stride 1/2, channel counts below/at/above the SIMD width, strided rows,
 //   fused bias/ReLU/residual add); small-window attention with an additive bias (odd token counts,
 //   value dims that are not multiples of the SIMD width); im2col of a CHW image and of an NHWC map;
-//   squeeze-excite (channel counts off the SIMD width).
+//   squeeze-excite (channel counts off the SIMD width). The reduced-precision weights (bfloat16 and
+//   int8 depthwise conv weights, a bfloat16 attention bias) are made here bit by bit, and the
+//   references use the values those bits stand for.
 // Thread-split invariance of these kernels is tested in test_split_invariance.cpp.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <cstddef>
 #include <utility>
 #include <vector>
@@ -49,8 +54,9 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& want
 
 // Depthwise conv as PyTorch defines it: input [c, h, w] read from an NHWC buffer (row stride ld),
 // weight [c, 1, k, k] (the kernel's [k*k, c] layout is transposed here), zero padding k / 2.
+template <class WV>
 std::vector<double> naive_dwconv(std::size_t h, std::size_t w, std::size_t c, const std::vector<float>& in,
-                                 std::size_t ld, std::size_t k, std::size_t stride, const std::vector<float>& w_kkc,
+                                 std::size_t ld, std::size_t k, std::size_t stride, const std::vector<WV>& w_kkc,
                                  const std::vector<float>& bias, Activation act, const std::vector<float>* add) {
   const long pad = long(k / 2);
   const std::size_t oh = (h + 2 * (k / 2) - k) / stride + 1, ow = (w + 2 * (k / 2) - k) / stride + 1;
@@ -63,7 +69,7 @@ std::vector<double> naive_dwconv(std::size_t h, std::size_t w, std::size_t c, co
           for (std::size_t j = 0; j < k; ++j) {
             const long iy = long(y * stride + i) - pad, ix = long(x * stride + j) - pad;
             if (iy >= 0 && iy < long(h) && ix >= 0 && ix < long(w))
-              s += double(in[(std::size_t(iy) * w + std::size_t(ix)) * ld + ch]) * w_kkc[(i * k + j) * c + ch];
+              s += double(in[(std::size_t(iy) * w + std::size_t(ix)) * ld + ch]) * double(w_kkc[(i * k + j) * c + ch]);
           }
         if (act == Activation::relu) s = std::max(s, 0.0);
         if (add) s += (*add)[(y * ow + x) * c + ch];
@@ -94,6 +100,42 @@ std::vector<double> naive_window_attention(std::size_t n, std::size_t kd, std::s
   return out;
 }
 
+// Random bfloat16 bits (the upper half of a random float32's bits: truncation, so that the test does
+// not share the library's rounding) and the float32 values they stand for.
+std::vector<std::uint16_t> bf16_bits(const std::vector<float>& v, std::vector<float>& values) {
+  std::vector<std::uint16_t> h(v.size());
+  values.resize(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    std::uint32_t u;
+    std::memcpy(&u, &v[i], 4);
+    h[i] = std::uint16_t(u >> 16);
+    u = std::uint32_t(h[i]) << 16;
+    std::memcpy(&values[i], &u, 4);
+  }
+  return h;
+}
+
+// Random int8 weights [taps, c] in [-127, 127] with a random positive scale per channel, and the
+// weight each stands for (q * scale, as a double).
+struct Int8Weights {
+  std::vector<std::int8_t> q;
+  std::vector<float> scale;
+  std::vector<double> values;
+};
+Int8Weights int8_weights(std::size_t taps, std::size_t c, unsigned seed) {
+  Int8Weights w;
+  const auto r = randv(taps * c, seed), s = randv(c, seed + 1);
+  w.q.resize(taps * c);
+  w.values.resize(taps * c);
+  w.scale.resize(c);
+  for (std::size_t ch = 0; ch < c; ++ch) w.scale[ch] = 0.002f + 0.01f * std::fabs(s[ch]);
+  for (std::size_t i = 0; i < taps * c; ++i) {
+    w.q[i] = std::int8_t(std::lround(r[i] * 127.0f));
+    w.values[i] = double(w.q[i]) * double(w.scale[i % c]);
+  }
+  return w;
+}
+
 }  // namespace
 
 TEST_CASE_TEMPLATE_DEFINE("dwconv: kernel sizes, strides, odd channels, strided rows, fused epilogue", Arch, dw_shapes) {
@@ -116,6 +158,43 @@ TEST_CASE_TEMPLATE_DEFINE("dwconv: kernel sizes, strides, odd channels, strided 
   }
 }
 TEST_CASE_TEMPLATE_APPLY(dw_shapes, vitcc::test::kernel_archs);
+
+// The bf16 and int8 blobs' depthwise weights: the same shapes, plus a kernel side above
+// dwconv_max_k (the per-channel path), and a channel count that fills whole SIMD batches only.
+TEST_CASE_TEMPLATE_DEFINE("dwconv: bfloat16 and int8 (per-channel scale) weights", Arch, dw_low_shapes) {
+  struct Case { std::size_t h, w, c, ld, k, stride; Activation act; bool add; };
+  const Case cases[] = {{7, 7, 16, 16, 5, 1, Activation::none, false}, {14, 14, 64, 64, 3, 1, Activation::none, true},
+                        {13, 9, 37, 50, 7, 1, Activation::relu, false}, {14, 14, 256, 256, 3, 2, Activation::relu, false},
+                        {7, 7, 3, 7, 3, 2, Activation::none, true},    {5, 6, 17, 17, 5, 1, Activation::relu, true},
+                        {4, 4, 16, 80, 7, 1, Activation::none, false}, {1, 1, 9, 9, 3, 1, Activation::none, false},
+                        {15, 15, 33, 33, 13, 1, Activation::relu, true}, {8, 8, 32, 48, 3, 1, Activation::none, true}};
+  for (const Case& t : cases) {
+    CAPTURE(t.h); CAPTURE(t.w); CAPTURE(t.c); CAPTURE(t.k); CAPTURE(t.stride);
+    const std::size_t pad = t.k / 2;
+    const std::size_t oh = vitcc::kernels::conv_out_size(t.h, t.k, t.stride, pad);
+    const std::size_t ow = vitcc::kernels::conv_out_size(t.w, t.k, t.stride, pad);
+    const auto in = randv(t.h * t.w * t.ld, 1), b = randv(t.c, 3);
+    const auto add = randv(oh * ow * t.c, 4);
+    std::vector<float> got(oh * ow * t.c);
+    {
+      std::vector<float> values;
+      const auto bits = bf16_bits(randv(t.k * t.k * t.c, 2), values);
+      vitcc::kernels::dwconv<Arch, std::uint16_t>(t.h, t.w, t.c, in.data(), t.ld, t.k, t.stride, pad, bits.data(), nullptr,
+                                                  b.data(), t.act, t.add ? add.data() : nullptr, t.c, got.data(), t.c);
+      INFO("bfloat16 weights");
+      expect_close(got, naive_dwconv(t.h, t.w, t.c, in, t.ld, t.k, t.stride, values, b, t.act, t.add ? &add : nullptr));
+    }
+    {
+      const Int8Weights q = int8_weights(t.k * t.k, t.c, 7);
+      vitcc::kernels::dwconv<Arch, std::int8_t>(t.h, t.w, t.c, in.data(), t.ld, t.k, t.stride, pad, q.q.data(),
+                                                q.scale.data(), b.data(), t.act, t.add ? add.data() : nullptr, t.c,
+                                                got.data(), t.c);
+      INFO("int8 weights");
+      expect_close(got, naive_dwconv(t.h, t.w, t.c, in, t.ld, t.k, t.stride, q.values, b, t.act, t.add ? &add : nullptr));
+    }
+  }
+}
+TEST_CASE_TEMPLATE_APPLY(dw_low_shapes, vitcc::test::kernel_archs);
 
 TEST_CASE("im2col: every column is the input pixel its index names, or the zero padding") {
   // A CHW image (3 x 9 x 7) and an NHWC map (9 x 7 x 5), 3x3 stride 2 pad 1: 5 x 4 output pixels.
@@ -166,6 +245,46 @@ TEST_CASE_TEMPLATE_DEFINE("window_attention: token counts, key/value dims, bias"
   }
 }
 TEST_CASE_TEMPLATE_APPLY(wa_shapes, vitcc::test::kernel_archs);
+
+TEST_CASE_TEMPLATE_DEFINE("window_attention: a bfloat16 bias (bf16 and int8 blobs)", Arch, wa_bf16_bias) {
+  struct Case { std::size_t n, kd, vd, ld; };
+  const Case cases[] = {{49, 16, 16, 48}, {49, 16, 96, 128}, {16, 16, 48, 80}, {23, 5, 13, 31}};
+  for (const Case& t : cases) {
+    CAPTURE(t.n); CAPTURE(t.kd); CAPTURE(t.vd);
+    const auto qkv = randv(t.n * t.ld, 5, 2.0f);
+    std::vector<float> bias;
+    const auto bits = bf16_bits(randv(t.n * t.n, 6, 3.0f), bias);
+    std::vector<float> scratch(vitcc::kernels::window_attention_scratch_floats(t.n, t.kd) + 64);
+    std::vector<float> got(t.n * t.vd);
+    const float* q = qkv.data();
+    vitcc::kernels::window_attention<Arch>(t.n, t.kd, t.vd, 0.25f * 3, q, t.ld, q + t.kd, t.ld, q + 2 * t.kd, t.ld,
+                                           bits.data(), got.data(), t.vd, scratch.data());
+    expect_close(got, naive_window_attention(t.n, t.kd, t.vd, 0.25 * 3, qkv, t.ld, &bias));
+  }
+}
+TEST_CASE_TEMPLATE_APPLY(wa_bf16_bias, vitcc::test::kernel_archs);
+
+TEST_CASE("expand_relative_bias: timm's attention_biases[:, attention_bias_idxs]") {
+  for (std::size_t win : {1, 2, 4, 7}) {
+    CAPTURE(win);
+    // timm CascadedGroupAttention: offsets numbered as first seen over itertools.product(points, points)
+    std::vector<std::pair<std::size_t, std::size_t>> offsets;
+    std::vector<std::size_t> idxs;
+    for (std::size_t p1 = 0; p1 < win * win; ++p1)
+      for (std::size_t p2 = 0; p2 < win * win; ++p2) {
+        const long dy = std::labs(long(p1 / win) - long(p2 / win)), dx = std::labs(long(p1 % win) - long(p2 % win));
+        const std::pair<std::size_t, std::size_t> o{std::size_t(dy), std::size_t(dx)};
+        auto it = std::find(offsets.begin(), offsets.end(), o);
+        if (it == offsets.end()) it = offsets.insert(offsets.end(), o);
+        idxs.push_back(std::size_t(it - offsets.begin()));
+      }
+    REQUIRE(offsets.size() == win * win);
+    const auto table = randv(win * win, 9);
+    std::vector<float> got(win * win * win * win);
+    vitcc::kernels::expand_relative_bias(table.data(), win, got.data());
+    for (std::size_t e = 0; e < got.size(); ++e) REQUIRE(got[e] == table[idxs[e]]);
+  }
+}
 
 TEST_CASE_TEMPLATE_DEFINE("squeeze_excite: x *= sigmoid(fc2(relu(fc1(mean of x))))", Arch, se_shapes) {
   // (pixels, channels, reduced channels): EfficientViT-M's patch merging (4c hidden, make_divisible(c, 8))

@@ -13,7 +13,9 @@
 // width) and contracts it differently from the scalar copy. tests/kernels/CMakeLists.txt also builds
 // this file with -O2 and a generic AVX2 tuning, the flags under which that showed on Intel and AMD
 // alike.
+#include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -236,6 +238,48 @@ TEST_CASE_TEMPLATE_DEFINE("split invariance: dwconv", Arch, dwconv_split) {
   dwconv_case<Arch, 7, 7, 24, 7, 1>();
 }
 TEST_CASE_TEMPLATE_APPLY(dwconv_split, vitcc::test::kernel_archs);
+
+// bfloat16 and int8 weights (the bf16 and int8 blobs): taps widened per channel block per row task.
+template <class Arch, class WT, std::size_t H, std::size_t W, std::size_t C, std::size_t K, std::size_t S>
+VITCC_TEST_FLATTEN void dwconv_low_fixed(const float* in, const WT* w, const float* scale, const float* b,
+                                         const float* add, float* out) {
+  vitcc::kernels::dwconv<Arch, WT>(H, W, C, in, C, K, S, K / 2, w, scale, b, Activation::relu, add, C, out, C);
+}
+
+template <class Arch, class WT, std::size_t H, std::size_t W, std::size_t C, std::size_t K, std::size_t S>
+void dwconv_low_case() {
+  CAPTURE(H); CAPTURE(W); CAPTURE(C); CAPTURE(K); CAPTURE(S); CAPTURE(sizeof(WT));
+  constexpr std::size_t oh = vitcc::kernels::conv_out_size(H, K, S, K / 2);
+  constexpr std::size_t ow = vitcc::kernels::conv_out_size(W, K, S, K / 2);
+  const Buffer in = random_buffer(H * W * C, 12);
+  const Buffer wf = random_buffer(K * K * C, 13), b = random_buffer(C, 14), scale = random_buffer(C, 16);
+  const Buffer add = random_buffer(oh * ow * C, 15);
+  std::vector<WT> w(K * K * C);
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    if constexpr (sizeof(WT) == 1) {
+      w[i] = WT(std::lround(wf.data()[i] * 100.0f));
+    } else {
+      std::uint32_t u;
+      std::memcpy(&u, wf.data() + i, 4);
+      w[i] = WT(u >> 16);
+    }
+  }
+  Buffer serial(oh * ow * C);
+  dwconv_low_fixed<Arch, WT, H, W, C, K, S>(in.data(), w.data(), scale.data(), b.data(), add.data(), serial.data());
+  check_split(serial, oh * ow * C, [&](const Executor* ex, Buffer& got) {
+    vitcc::kernels::dwconv<Arch, WT>(ex, H, W, C, in.data(), C, K, S, K / 2, w.data(), scale.data(), b.data(),
+                                     Activation::relu, add.data(), C, got.data(), C);
+  });
+}
+
+TEST_CASE_TEMPLATE_DEFINE("split invariance: dwconv with bfloat16 and int8 weights", Arch, dwconv_low_split) {
+  dwconv_low_case<Arch, std::uint16_t, 14, 14, 64, 3, 1>();
+  dwconv_low_case<Arch, std::uint16_t, 13, 9, 37, 5, 2>();  // channel tail
+  dwconv_low_case<Arch, std::int8_t, 14, 14, 64, 3, 1>();
+  dwconv_low_case<Arch, std::int8_t, 13, 9, 37, 5, 2>();
+  dwconv_low_case<Arch, std::int8_t, 7, 7, 24, 7, 1>();
+}
+TEST_CASE_TEMPLATE_APPLY(dwconv_low_split, vitcc::test::kernel_archs);
 
 // ---- window attention (EfficientViT splits a window's query rows into tasks of 8) ----
 

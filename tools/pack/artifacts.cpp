@@ -8,7 +8,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <memory>
 #include <sstream>
+#include <vector>
 #include <stdexcept>
 
 #include "../common/names.hpp"
@@ -222,7 +224,40 @@ std::vector<unsigned char> serialize_blob(const std::vector<BlobTensor>& tensors
 std::vector<BlobTensor> convert_precision(const std::vector<BlobTensor>& tensors, Precision p) {
   if (p == Precision::fp32) return tensors;
   std::vector<BlobTensor> out;
-  for (const BlobTensor& t : tensors) {
+  for (const BlobTensor& original : tensors) {
+    const BlobTensor& t = original.reduced_form.empty() ? original : original.reduced_form.front();
+    if (t.layout == blob::Layout::plain && t.dtype == blob::DType::f32 && t.reduce != BlobTensor::Reduce::keep) {
+      if (p == Precision::bf16 || t.reduce == BlobTensor::Reduce::bf16) {
+        BlobTensor w{t.name, blob::Layout::plain, t.dims, {}};
+        w.dtype = blob::DType::bf16;
+        w.raw.resize(t.data.size() * sizeof(std::uint16_t));
+        for (std::size_t i = 0; i < t.data.size(); ++i) {
+          const std::uint16_t h = kernels::to_bf16(t.data[i]);
+          std::memcpy(w.raw.data() + i * sizeof h, &h, sizeof h);
+        }
+        out.push_back(std::move(w));
+      } else {  // int8, one scale per index of the last dim
+        const std::size_t c = std::size_t(t.dims.back()), rows = t.data.size() / c;
+        BlobTensor w{t.name, blob::Layout::plain, t.dims, {}};
+        w.dtype = blob::DType::i8;
+        w.raw.resize(t.data.size());
+        BlobTensor scale{t.name + "_scale", blob::Layout::plain, {c}, std::vector<float>(c)};
+        for (std::size_t ch = 0; ch < c; ++ch) {
+          float mx = 0.0f;
+          for (std::size_t r = 0; r < rows; ++r) mx = std::fmax(mx, std::fabs(t.data[r * c + ch]));
+          const float inv = mx > 0.0f ? 127.0f / mx : 0.0f;
+          scale.data[ch] = mx / 127.0f;
+          for (std::size_t r = 0; r < rows; ++r) {
+            float q = std::nearbyint(t.data[r * c + ch] * inv);
+            q = q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q;
+            w.raw[r * c + ch] = static_cast<unsigned char>(static_cast<std::int8_t>(q));
+          }
+        }
+        out.push_back(std::move(w));
+        out.push_back(std::move(scale));
+      }
+      continue;
+    }
     if (t.layout != blob::Layout::gemm_b16) {
       out.push_back(t);
       continue;
@@ -284,7 +319,7 @@ void test_step(const std::string& what) {
   ::_exit(99);  // never killed: a broken test; do not go on writing as if nothing happened
 }
 
-void write_file_atomically(const std::string& path, const void* bytes, std::size_t size) {
+void write_file_atomically(const std::string& path, const void* bytes, std::size_t size, const WrittenCheck& verify) {
   // On Linux the data goes to an unnamed file in the target folder (O_TMPFILE), which gets a name
   // only once it is complete and synced: a crash or SIGKILL while writing leaves nothing behind.
   // Elsewhere (or on a file system without O_TMPFILE) a named temporary file, removed on errors.
@@ -330,6 +365,41 @@ void write_file_atomically(const std::string& path, const void* bytes, std::size
     ::unlink(tmp.c_str());
     throw PackError(path + ": cannot flush: " + why);
   }
+  if (verify) {
+    const char* corrupt = std::getenv("VITCC_TEST_CORRUPT_WRITTEN");
+    if (corrupt && *corrupt && size > 0 && path.size() >= std::strlen(corrupt) &&
+        path.compare(path.size() - std::strlen(corrupt), std::string::npos, corrupt) == 0) {
+      const int cfd = ::open(tmp.c_str(), O_RDWR);
+      unsigned char byte = 0;
+      if (cfd >= 0 && ::pread(cfd, &byte, 1, off_t(size / 2)) == 1) {
+        byte ^= 0x01;
+        (void)!::pwrite(cfd, &byte, 1, off_t(size / 2));
+      }
+      if (cfd >= 0) ::close(cfd);
+    }
+    std::vector<unsigned char> back(size);
+    const int rfd = ::open(tmp.c_str(), O_RDONLY);
+    std::size_t got = 0;
+    while (rfd >= 0 && got < size) {
+      const ssize_t n = ::read(rfd, back.data() + got, size - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += std::size_t(n);
+    }
+    unsigned char extra = 0;
+    const bool longer = rfd >= 0 && ::read(rfd, &extra, 1) == 1;
+    if (rfd >= 0) ::close(rfd);
+    try {
+      if (rfd < 0) throw PackError(std::string("cannot read it back: ") + std::strerror(errno));
+      if (got != size || longer)
+        throw PackError("read back " + std::string(longer ? "more than " : "") + std::to_string(got) + " bytes, wrote " +
+                        std::to_string(size));
+      verify(back.data(), size);
+    } catch (const PackError& e) {
+      ::unlink(tmp.c_str());
+      throw PackError(path + ": the written file does not verify, not put in place: " + e.what());
+    }
+  }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string why = std::strerror(errno);
     ::unlink(tmp.c_str());
@@ -341,6 +411,20 @@ void write_file_atomically(const std::string& path, const void* bytes, std::size
     ::fsync(dfd);
     ::close(dfd);
   }
+}
+
+WrittenCheck blob_check(std::uint64_t expected) {
+  return [expected](const unsigned char* bytes, std::size_t size) {
+    // BlobView wants 64-byte aligned data: a copy in an aligned buffer.
+    std::unique_ptr<void, decltype(&std::free)> copy(std::aligned_alloc(64, (size + 63) / 64 * 64), &std::free);
+    if (!copy) throw PackError("no memory to check the blob");
+    std::memcpy(copy.get(), bytes, size);
+    BlobView view;
+    const Status st = view.open(copy.get(), size);
+    if (!st.ok()) throw PackError(std::string("blob check: ") + st.message());
+    if (view.checksum() != expected)
+      throw PackError("blob check: checksum " + hex64(view.checksum()) + ", expected " + hex64(expected));
+  };
 }
 
 void check_finite(const std::vector<BlobTensor>& tensors, const std::string& file) {

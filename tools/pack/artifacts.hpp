@@ -2,6 +2,7 @@
 // writing the blob, the JSON config and the C++ config header, each atomically.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,12 +28,25 @@ struct BlobTensor {
   std::vector<float> data;        // float32 tensors
   blob::DType dtype = blob::DType::f32;
   std::vector<unsigned char> raw;  // the bytes of every other dtype (bfloat16, int8, int32)
+
+  // What convert_precision makes of a plain float32 tensor (GEMM matrices, gemm_b16, always follow
+  // the precision):
+  //   keep         float32 at every precision (norms, biases, positions, tokens)
+  //   bf16         bfloat16 at bf16 and int8 (EfficientViT's attention bias tables)
+  //   per_channel  bfloat16 at bf16; at int8, int8 with one float32 scale per index of the last dim
+  //                (symmetric: scale = max |w| / 127), followed by NAME_scale [last dim] (EfficientViT's
+  //                depthwise conv weights, [k*k, c])
+  enum class Reduce { keep, bf16, per_channel };
+  Reduce reduce = Reduce::keep;
+  // At bf16 and int8, the tensor (none, or one) that takes this one's place, itself converted by its
+  // own `reduce` (EfficientViT's compact attention-bias table instead of the expanded one).
+  std::vector<BlobTensor> reduced_form;
 };
 
 // The tensors of a model at precision p: every float32 matrix packed for the GEMM (layout
 // gemm_b16) becomes the GEMM weight of that precision (kernels/matmul.hpp): bfloat16 pairs, or int8
 // quads followed by NAME_scale and NAME_colsum, in the order Binder::packed(k, n, p, NAME) reads them.
-// Everything else (norms, biases, depthwise convs, positions) stays float32.
+// Plain tensors follow their `reduce`; everything else (norms, biases, positions) stays float32.
 std::vector<BlobTensor> convert_precision(const std::vector<BlobTensor>& tensors, Precision p);
 
 // Folds LayerScale into proj/fc2, class/register tokens into prefix_tokens, the patch conv bias
@@ -46,8 +60,18 @@ VitDynamicConfig dynamic_config(const VitSpec& spec);
 std::vector<unsigned char> serialize_blob(const std::vector<BlobTensor>& tensors);
 
 // Writes `bytes` to `path` via a temporary file in the same folder and a rename, so that a reader
-// (or a crash) never sees a half-written file.
-void write_file_atomically(const std::string& path, const void* bytes, std::size_t size);
+// (or a crash) never sees a half-written file. With `verify`, the temporary file is read back once
+// it is synced and `verify` runs on what the file system holds (throwing PackError to refuse it)
+// before the rename: a file that does not verify is removed and never takes PATH's name.
+// Test hook (tests/hardening/pack_verify_written.sh): VITCC_TEST_CORRUPT_WRITTEN=SUFFIX flips one
+// byte of every verified file whose path ends in SUFFIX before it is read back.
+using WrittenCheck = std::function<void(const unsigned char* bytes, std::size_t size)>;
+void write_file_atomically(const std::string& path, const void* bytes, std::size_t size,
+                           const WrittenCheck& verify = {});
+
+// The check of a written blob: BlobView::open (every structural check and the checksum) on the
+// bytes read back, whose checksum must also be `expected` (the one NAME.json and the header record).
+WrittenCheck blob_check(std::uint64_t expected);
 
 // Test hook (tests/hardening/cli_hardening.sh): every moment at which vitcc-pack is about to change
 // the output folder, or holds a finished file not yet in place, calls test_step(what) first, and

@@ -2,6 +2,7 @@
 // describe the config for the driver.
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -36,18 +37,47 @@ BlobTensor packed_conv(const std::string& name, const Tensor& w) {
   return BlobTensor{name, blob::Layout::gemm_b16, {K, co}, std::move(packed)};
 }
 
-// Depthwise weight [c, 1, k, k] as plain [k*k, c].
+// Depthwise weight [c, 1, k, k] as plain [k*k, c] (bf16 blobs: bfloat16; int8 blobs: int8 with a
+// float32 scale per channel).
 BlobTensor dw_conv(const std::string& name, const Tensor& w) {
   const std::size_t c = std::size_t(w.shape[0]), k = std::size_t(w.shape[2]);
   std::vector<float> d(k * k * c);
   for (std::size_t ch = 0; ch < c; ++ch)
     for (std::size_t t = 0; t < k * k; ++t) d[t * c + ch] = w.data[ch * k * k + t];
-  return BlobTensor{name, blob::Layout::plain, {k * k, c}, std::move(d)};
+  BlobTensor t{name, blob::Layout::plain, {k * k, c}, std::move(d)};
+  t.reduce = BlobTensor::Reduce::per_channel;  // bfloat16, or int8 + NAME_scale, in reduced blobs
+  return t;
 }
 
 BlobTensor plain(const std::string& name, const Tensor& t) {
   std::vector<std::uint64_t> dims(t.shape.begin(), t.shape.end());
   return BlobTensor{name, blob::Layout::plain, dims, t.data};
+}
+
+// The attention bias of a block, [heads, N, N] over a win x win window (N = win * win), as the
+// bf16 and int8 blobs hold it: when every entry is the entry of its head at the tokens' offset
+// (|dy|, |dx|) -- timm's attention_biases[:, attention_bias_idxs], whose first-seen offset order is
+// dy * win + dx -- the table [heads, win * win] (NAME.attention_biases, float32: 49 values per head
+// instead of 2401), else the expanded tensor in bfloat16.
+BlobTensor attention_bias(const std::string& prefix, const Tensor& t, std::size_t win) {
+  BlobTensor full = plain(prefix + ".attention_bias", t);
+  full.reduce = BlobTensor::Reduce::bf16;
+  const std::size_t n = win * win;
+  if (t.shape.size() != 3 || std::size_t(t.shape[1]) != n || std::size_t(t.shape[2]) != n) return full;
+  const std::size_t heads = std::size_t(t.shape[0]);
+  std::vector<float> table(heads * n);
+  std::vector<bool> seen(heads * n, false);
+  for (std::size_t h = 0; h < heads; ++h)
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < n; ++j) {
+        const std::size_t yi = i / win, xi = i % win, yj = j / win, xj = j % win;
+        const std::size_t o = h * n + (yi > yj ? yi - yj : yj - yi) * win + (xi > xj ? xi - xj : xj - xi);
+        const float v = t.data[(h * n + i) * n + j];
+        if (!seen[o]) seen[o] = true, table[o] = v;
+        else if (std::memcmp(&table[o], &v, sizeof v) != 0) return full;  // not a relative-offset table
+      }
+  full.reduced_form.push_back(BlobTensor{prefix + ".attention_biases", blob::Layout::plain, {heads, n}, std::move(table)});
+  return full;
 }
 
 // Blob order = the order bind_efficientvit() asks for the tensors.
@@ -86,7 +116,8 @@ std::vector<BlobTensor> fold_and_pack(const EvitSpec& s) {
         dw(bp + ".mixer.m.attn.dws." + std::to_string(h));
       }
       packed(bp + ".mixer.m.attn.proj.1");
-      out.push_back(plain(bp + ".mixer.m.attn.attention_bias", need(s, bp + ".mixer.m.attn.attention_bias")));
+      out.push_back(attention_bias(bp + ".mixer.m.attn", need(s, bp + ".mixer.m.attn.attention_bias"),
+                                   std::size_t(s.window_size[st])));
       ffn(bp + ".dw1.m", bp + ".ffn1.m");
     }
   }

@@ -313,7 +313,7 @@ int main(int argc, char** argv) {
     // The order of output_set.hpp: content-addressed files, the stable names users build with,
     // NAME.json (the commit), then the previous set's files are removed.
     OutputSet set(o.out_dir, o.name);
-    set.write(blob_file, blob_bytes.data(), blob_bytes.size());
+    set.write(blob_file, blob_bytes.data(), blob_bytes.size(), blob_check(checksum));  // verified as written
     set.write(header_file, header);
     if (o.emit_c_array || o.emit_object) {
       const EmbedRequest req{o.name, blob_file, checksum, o.object_cc};

@@ -39,8 +39,8 @@ OutputSet::~OutputSet() {
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the lock
 }
 
-void OutputSet::write(const std::string& file, const void* bytes, std::size_t size) {
-  write_file_atomically(path(file), bytes, size);
+void OutputSet::write(const std::string& file, const void* bytes, std::size_t size, const WrittenCheck& verify) {
+  write_file_atomically(path(file), bytes, size, verify);
   files_.insert(file);
 }
 

@@ -16,6 +16,8 @@
 #include <set>
 #include <string>
 
+#include "artifacts.hpp"
+
 namespace vitcc::pack {
 
 class OutputSet {
@@ -29,8 +31,9 @@ class OutputSet {
   const std::string& dir() const { return dir_; }
   std::string path(const std::string& file) const { return dir_ + "/" + file; }
 
-  // Writes `file` (a name in the folder) atomically, as part of the new set.
-  void write(const std::string& file, const void* bytes, std::size_t size);
+  // Writes `file` (a name in the folder) atomically, as part of the new set; `verify`: see
+  // write_file_atomically.
+  void write(const std::string& file, const void* bytes, std::size_t size, const WrittenCheck& verify = {});
   void write(const std::string& file, const std::string& text) { write(file, text.data(), text.size()); }
   // `file` was put in place by other means (the assembled object), as part of the new set.
   void keep(const std::string& file) { files_.insert(file); }

@@ -39,6 +39,20 @@ class Binder {
     return static_cast<const float*>(lookup(blob::Layout::plain, blob::DType::f32, dims, name));
   }
 
+  // A plain row-major tensor of exactly `dims` and dtype `dtype` (bfloat16, int8, int32 or float32).
+  const void* plain(blob::DType dtype, std::initializer_list<std::uint64_t> dims, const char* name_format, ...) noexcept
+#if defined(__GNUC__) || defined(__clang__)
+      __attribute__((format(printf, 4, 5)))
+#endif
+  {
+    va_list args;
+    va_start(args, name_format);
+    char name[blob::name_capacity + 8];
+    std::vsnprintf(name, sizeof name, name_format, args);
+    va_end(args);
+    return lookup(blob::Layout::plain, dtype, dims, name);
+  }
+
   // A [k, n] matrix packed for kernels::gemm (float32).
   const float* packed(std::uint64_t k, std::uint64_t n, const char* name_format, ...) noexcept
 #if defined(__GNUC__) || defined(__clang__)

@@ -221,20 +221,33 @@ inline Status BlobView::open(const void* data, std::size_t bytes, bool verify_ch
   return Status{};
 }
 
-// Opt-in check at load: every float32 value of every tensor is finite. vitcc-pack refuses to
-// write NaN or Inf weights, and the checksum ties the bytes to what it wrote, so this is for
-// blobs from elsewhere; it costs one more pass over the weights (docs/SECURITY.md).
+// Opt-in check at load: every float32 and bfloat16 value of every tensor is finite (int8 and
+// int32 have no Inf or NaN). vitcc-pack refuses to write NaN or Inf weights, and the checksum ties
+// the bytes to what it wrote, so this is for blobs from elsewhere; it costs one more pass over the
+// weights (docs/SECURITY.md).
 inline Status check_finite(const BlobView& blob) noexcept {
   for (std::uint32_t i = 0; i < blob.tensor_count(); ++i) {
     const TensorView t = blob.tensor(i);
-    if (t.dtype != blob::DType::f32) continue;
     const auto* p = static_cast<const unsigned char*>(t.data);
-    for (std::uint64_t k = 0; k < t.bytes / 4; ++k) {
-      std::uint32_t bits;
-      std::memcpy(&bits, p + 4 * k, 4);
-      if ((bits & 0x7f800000u) == 0x7f800000u)  // exponent all ones: Inf or NaN, whatever -ffast-math says
-        return Status::error(Errc::non_finite, "blob: tensor '%.63s' holds %s at element %llu", t.name,
-                             (bits & 0x007fffffu) ? "NaN" : "Inf", static_cast<unsigned long long>(k));
+    // Exponent all ones: Inf (mantissa zero) or NaN, whatever -ffast-math says. A bfloat16 is the
+    // upper half of a float32: the same test on its 16 bits shifted up.
+    auto non_finite = [&](std::uint32_t bits, std::uint64_t k) {
+      return Status::error(Errc::non_finite, "blob: tensor '%.63s' holds %s at element %llu", t.name,
+                           (bits & 0x007fffffu) ? "NaN" : "Inf", static_cast<unsigned long long>(k));
+    };
+    if (t.dtype == blob::DType::f32) {
+      for (std::uint64_t k = 0; k < t.bytes / 4; ++k) {
+        std::uint32_t bits;
+        std::memcpy(&bits, p + 4 * k, 4);
+        if ((bits & 0x7f800000u) == 0x7f800000u) return non_finite(bits, k);
+      }
+    } else if (t.dtype == blob::DType::bf16) {
+      for (std::uint64_t k = 0; k < t.bytes / 2; ++k) {
+        std::uint16_t half;
+        std::memcpy(&half, p + 2 * k, 2);
+        const std::uint32_t bits = std::uint32_t(half) << 16;
+        if ((bits & 0x7f800000u) == 0x7f800000u) return non_finite(bits, k);
+      }
     }
   }
   return Status{};

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "vitcc/core/aligned.hpp"
@@ -161,7 +162,7 @@ struct EvitDims {
   }
   //   worker: a patch-embedding chunk's columns (and their quantised rows), or one window of the mixer
   //           (its input, the head outputs, the head's input, qkv rows, q after its dw conv, the
-  //           qkv product's quantised rows, attention scratch), or the squeeze-excite / pooling
+  //           qkv product's quantised rows, a head's bias from a compact table, attention scratch), or the squeeze-excite / pooling
   //           scratch (worker 0 only).
   constexpr std::size_t worker_floats() const noexcept {
     std::size_t m = 2 * align_floats(st[evit_stages - 1].c);
@@ -174,11 +175,16 @@ struct EvitDims {
       const EvitStageDims& t = st[s];
       const std::size_t a = align_floats(t.n * t.c) * 2 + align_floats(t.n * t.cin_head) +
                             align_floats(t.n * (2 * t.kd + t.vd)) + align_floats(t.n * t.kd) +
-                            q8_floats(t.n, t.cin_head) + align_floats(kernels::window_attention_scratch_floats(t.n, t.kd));
+                            q8_floats(t.n, t.cin_head) + table_bias_floats(prec, t.n) +
+                            align_floats(kernels::window_attention_scratch_floats(t.n, t.kd));
       m = max(m, a);
       if (s > 0) m = max(m, kernels::squeeze_excite_scratch_floats(t.pm_hidden, t.se_rd, prec));
     }
     return align_floats(m);
+  }
+  //   table_bias: a head's [n, n] attention bias expanded from the blob's compact table (bf16, int8).
+  static constexpr std::size_t table_bias_floats(Precision p, std::size_t n) noexcept {
+    return p == Precision::fp32 ? 0 : align_floats(n * n);
   }
   // Offsets (in floats) of every map of the layout above, and where the worker slices start.
   struct Layout {
@@ -223,7 +229,8 @@ struct EfficientVitDynamicConfig {
 
 // The convolutions as the kernels want them (every BatchNorm folded in, so every bias is there):
 // 1x1 and dense convs are Linear layers over pixels (packed [k*k*cin, cout] for the model's
-// precision), depthwise ones DwConv (plain [k*k, c], float32 at every precision).
+// precision), depthwise ones DwConv (plain [k*k, c] in the model's precision: float32, bfloat16, or
+// int8 with a float32 scale per channel; float32 bias).
 struct EvitFfn {
   DwConv dw;         // the residual dw conv before the FFN
   Linear pw1, pw2;   // the FFN
@@ -232,7 +239,9 @@ struct EvitMixer {
   Linear qkv[evit_max_heads];
   DwConv dw[evit_max_heads];
   Linear proj;
-  const float* bias = nullptr;  // [heads, n, n]
+  const void* bias = nullptr;    // [heads, n, n]: float32, or bfloat16 bits when bias_bf16; or
+  const float* table = nullptr;  // [heads, n]: the same by token offset (dy * win + dx), when the blob has it
+  bool bias_bf16 = false;        // bf16 and int8 blobs whose bias is not such a table
 };
 struct EvitBlockWeights {
   EvitFfn a, b;  // dw0 + ffn0, dw1 + ffn1
@@ -256,12 +265,31 @@ namespace detail {
 inline Linear bind_linear(Binder& b, std::size_t k, std::size_t n, Precision p, const char* name) {
   return {b.packed(k, n, p, "%s.weight", name), b.plain({n}, "%s.bias", name)};
 }
-inline DwConv bind_dw(Binder& b, std::size_t k, std::size_t c, const char* name) {
-  return {b.plain({k * k, c}, "%s.weight", name), b.plain({c}, "%s.bias", name)};
+// A depthwise conv at precision p: NAME.weight (float32, bfloat16, or int8 followed by
+// NAME.weight_scale [c]), then NAME.bias (float32). A bf16 or int8 blob whose depthwise weights are
+// float32 (written before they followed the precision) binds too.
+inline DwConv bind_dw(const BlobView& blob, Binder& b, std::size_t k, std::size_t c, Precision p, const char* name) {
+  DwConv d;
+  char w[96];  // name (< 80) + ".weight"
+  std::snprintf(w, sizeof w, "%s.weight", name);
+  TensorView tv;
+  d.stored = p != Precision::fp32 && blob.find(w, tv) && tv.dtype == blob::DType::f32 ? Precision::fp32 : p;
+  if (d.stored == Precision::fp32) {
+    d.weight = b.plain({k * k, c}, "%s", w);
+  } else if (d.stored == Precision::bf16) {
+    d.weight = b.plain(blob::DType::bf16, {k * k, c}, "%s", w);
+  } else {
+    d.weight = b.plain(blob::DType::i8, {k * k, c}, "%s", w);
+    d.scale = b.plain({c}, "%s_scale", w);
+  }
+  d.bias = b.plain({c}, "%s.bias", name);
+  return d;
 }
-inline EvitFfn bind_ffn(Binder& b, std::size_t c, Precision p, const char* dw_name, const char* ffn_name) {
+
+inline EvitFfn bind_ffn(const BlobView& blob, Binder& b, std::size_t c, Precision p, const char* dw_name,
+                        const char* ffn_name) {
   EvitFfn f;
-  f.dw = bind_dw(b, 3, c, dw_name);
+  f.dw = bind_dw(blob, b, 3, c, p, dw_name);
   f.pw1 = {b.packed(c, 2 * c, p, "%s.pw1.weight", ffn_name), b.plain({2 * c}, "%s.pw1.bias", ffn_name)};
   f.pw2 = {b.packed(2 * c, c, p, "%s.pw2.weight", ffn_name), b.plain({c}, "%s.pw2.bias", ffn_name)};
   return f;
@@ -286,11 +314,11 @@ Status bind_efficientvit(const C& cfg, const BlobView& blob, EvitWeights& w, Evi
       EvitDownWeights& dw = w.down[s];
       std::snprintf(n, sizeof n, "stages.%zu.downsample.res1.0.m", s);
       std::snprintf(m, sizeof m, "stages.%zu.downsample.res1.1.m", s);
-      dw.res1 = bind_ffn(b, pc, d.prec, n, m);
+      dw.res1 = bind_ffn(blob, b, pc, d.prec, n, m);
       std::snprintf(n, sizeof n, "stages.%zu.downsample.patchmerge.conv1", s);
       dw.conv1 = bind_linear(b, pc, t.pm_hidden, d.prec, n);
       std::snprintf(n, sizeof n, "stages.%zu.downsample.patchmerge.conv2", s);
-      dw.conv2 = bind_dw(b, 3, t.pm_hidden, n);
+      dw.conv2 = bind_dw(blob, b, 3, t.pm_hidden, d.prec, n);
       std::snprintf(n, sizeof n, "stages.%zu.downsample.patchmerge.se.fc1", s);
       dw.se_fc1 = bind_linear(b, t.pm_hidden, t.se_rd, d.prec, n);
       std::snprintf(n, sizeof n, "stages.%zu.downsample.patchmerge.se.fc2", s);
@@ -299,25 +327,35 @@ Status bind_efficientvit(const C& cfg, const BlobView& blob, EvitWeights& w, Evi
       dw.conv3 = bind_linear(b, t.pm_hidden, t.c, d.prec, n);
       std::snprintf(n, sizeof n, "stages.%zu.downsample.res2.0.m", s);
       std::snprintf(m, sizeof m, "stages.%zu.downsample.res2.1.m", s);
-      dw.res2 = bind_ffn(b, t.c, d.prec, n, m);
+      dw.res2 = bind_ffn(blob, b, t.c, d.prec, n, m);
     }
     for (std::size_t k = 0; k < t.depth; ++k) {
       EvitBlockWeights& bw = *blocks++;
       std::snprintf(n, sizeof n, "stages.%zu.blocks.%zu.dw0.m", s, k);
       std::snprintf(m, sizeof m, "stages.%zu.blocks.%zu.ffn0.m", s, k);
-      bw.a = bind_ffn(b, t.c, d.prec, n, m);
+      bw.a = bind_ffn(blob, b, t.c, d.prec, n, m);
       for (std::size_t h = 0; h < t.heads; ++h) {
         std::snprintf(n, sizeof n, "stages.%zu.blocks.%zu.mixer.m.attn.qkvs.%zu", s, k, h);
         bw.mixer.qkv[h] = bind_linear(b, t.cin_head, 2 * t.kd + t.vd, d.prec, n);
         std::snprintf(n, sizeof n, "stages.%zu.blocks.%zu.mixer.m.attn.dws.%zu", s, k, h);
-        bw.mixer.dw[h] = bind_dw(b, t.kernels[h], t.kd, n);
+        bw.mixer.dw[h] = bind_dw(blob, b, t.kernels[h], t.kd, d.prec, n);
       }
       std::snprintf(n, sizeof n, "stages.%zu.blocks.%zu.mixer.m.attn.proj.1", s, k);
       bw.mixer.proj = bind_linear(b, t.heads * t.vd, t.c, d.prec, n);
-      bw.mixer.bias = b.plain({t.heads, t.n, t.n}, "stages.%zu.blocks.%zu.mixer.m.attn.attention_bias", s, k);
+      // The compact table where the blob holds it (bf16 and int8 blobs, FORMAT.md), else the expanded one.
+      // (A bf16 or int8 blob written before the bias followed the precision holds it expanded, float32.)
+      std::snprintf(n, sizeof n, "stages.%zu.blocks.%zu.mixer.m.attn.attention_biases", s, k);
+      TensorView tv;
+      if (d.prec != Precision::fp32 && blob.find(n, tv)) {
+        bw.mixer.table = b.plain({t.heads, t.n}, "%s", n);
+      } else {
+        std::snprintf(n, sizeof n, "stages.%zu.blocks.%zu.mixer.m.attn.attention_bias", s, k);
+        bw.mixer.bias_bf16 = d.prec != Precision::fp32 && !(blob.find(n, tv) && tv.dtype == blob::DType::f32);
+        bw.mixer.bias = b.plain(bw.mixer.bias_bf16 ? blob::DType::bf16 : blob::DType::f32, {t.heads, t.n, t.n}, "%s", n);
+      }
       std::snprintf(n, sizeof n, "stages.%zu.blocks.%zu.dw1.m", s, k);
       std::snprintf(m, sizeof m, "stages.%zu.blocks.%zu.ffn1.m", s, k);
-      bw.b = bind_ffn(b, t.c, d.prec, n, m);
+      bw.b = bind_ffn(blob, b, t.c, d.prec, n, m);
     }
   }
   if (d.classes > 0) {
@@ -333,7 +371,7 @@ template <class Arch, Precision P>
 void evit_res_dw_ffn(const Executor* ex, const EvitFfn& f, std::size_t res, std::size_t c, float*& x, float*& y,
                      float* h, float* q8) noexcept {
   using kernels::Activation;
-  kernels::dwconv<Arch>(ex, res, res, c, x, c, 3, 1, 1, f.dw.weight, f.dw.bias, Activation::none, x, c, y, c);
+  f.dw.template apply<Arch, P>(ex, res, res, c, x, c, 3, 1, 1, Activation::none, x, c, y, c);
   std::swap(x, y);
   const std::size_t p = res * res;
   f.pw1.template apply<Arch, P>(ex, p, c, 2 * c, x, c, h, 2 * c, Activation::relu, nullptr, 0, q8);
@@ -360,7 +398,8 @@ void evit_mixer_window(const Executor* inner, const EvitMixer& m, const EvitStag
   float* qkv = fin + align_floats(n * ch);       // [n, 2kd + vd]
   float* q = qkv + align_floats(n * wq);         // [n, kd] after the head's dw conv
   float* q8 = q + align_floats(n * kd);          // the qkv product's quantised rows (int8)
-  float* scratch = q8 + align_floats((kernels::matmul_scratch_bytes(P, n, ch) + 3) / 4);
+  float* table_bias = q8 + align_floats((kernels::matmul_scratch_bytes(P, n, ch) + 3) / 4);  // [n, n] (bf16, int8)
+  float* scratch = table_bias + EvitDims::table_bias_floats(P, n);
   for (std::size_t i = 0; i < t.win; ++i)
     for (std::size_t j = 0; j < t.win; ++j) {
       const std::size_t y = wy * t.win + i, xx = wx * t.win + j;
@@ -375,14 +414,26 @@ void evit_mixer_window(const Executor* inner, const EvitMixer& m, const EvitStag
         fin[r * ch + e] = win[r * c + h * ch + e] + (h > 0 ? wout[r * c + (h - 1) * vd + e] : 0.0f);
     m.qkv[h].template apply<Arch, P>(inner, n, ch, wq, fin, ch, qkv, wq, Activation::none, nullptr, 0, q8);
     const std::size_t k = t.kernels[h];
-    kernels::dwconv<Arch>(inner, t.win, t.win, kd, qkv, wq, k, 1, k / 2, m.dw[h].weight, m.dw[h].bias,
-                          Activation::none, nullptr, 0, q, kd);
-    const float* bias = m.bias + h * n * n;
-    parallel_for(inner, (n + evit_attention_rows - 1) / evit_attention_rows, [&](std::size_t task, std::size_t w) {
-      const std::size_t i0 = task * evit_attention_rows, i1 = n - i0 < evit_attention_rows ? n : i0 + evit_attention_rows;
-      kernels::window_attention_rows<Arch>(i0, i1, n, kd, vd, attn_scale, q, kd, qkv + kd, wq, qkv + 2 * kd, wq, bias,
-                                           wout + h * vd, c, scratch + w * scratch_stride);
-    });
+    m.dw[h].template apply<Arch, P>(inner, t.win, t.win, kd, qkv, wq, k, 1, k / 2, Activation::none, nullptr, 0, q, kd);
+    auto attend = [&](const auto* bias) {
+      parallel_for(inner, (n + evit_attention_rows - 1) / evit_attention_rows, [&](std::size_t task, std::size_t w) {
+        const std::size_t i0 = task * evit_attention_rows, i1 = n - i0 < evit_attention_rows ? n : i0 + evit_attention_rows;
+        kernels::window_attention_rows<Arch>(i0, i1, n, kd, vd, attn_scale, q, kd, qkv + kd, wq, qkv + 2 * kd, wq, bias,
+                                             wout + h * vd, c, scratch + w * scratch_stride);
+      });
+    };
+    if constexpr (P != Precision::fp32) {
+      if (m.table) {  // head h's [n, n] bias from its table, by the tokens' offset in the window
+        kernels::expand_relative_bias(m.table + h * n, t.win, table_bias);
+        attend(static_cast<const float*>(table_bias));
+        continue;
+      }
+      if (m.bias_bf16) {
+        attend(static_cast<const std::uint16_t*>(m.bias) + h * n * n);
+        continue;
+      }
+    }
+    attend(static_cast<const float*>(m.bias) + h * n * n);
   }
   for (std::size_t i = 0; i < t.win; ++i)
     for (std::size_t j = 0; j < t.win; ++j) {
@@ -423,6 +474,9 @@ template <class Arch, Precision P, class C>
 void efficientvit_forward(const C& cfg, const EvitWeights& w, const EvitBlockWeights* blocks, const float* image,
                           float* out, float* ws, const Executor* ex = nullptr) noexcept {
   using kernels::Activation;
+  // The weights were bound (and the workspace sized) for the config's precision; P picks the
+  // kernels that read them. A mismatch would read bfloat16 or int8 bytes as another type.
+  VITCC_ASSERT(precision_of(cfg) == P && "efficientvit_forward: the config's precision is not the template's P");
   const EvitDims d = EvitDims::of(cfg);
   const EvitDims::Layout lay = d.layout();
   float* scratch = ws + lay.scratch;  // worker_count(ex) slices of wf floats
@@ -464,8 +518,7 @@ void efficientvit_forward(const C& cfg, const EvitWeights& w, const EvitBlockWei
       // PatchMerging: 1x1 (ReLU) -> dw 3x3 s2 (ReLU) -> squeeze-excite -> 1x1
       const std::size_t hid = t.pm_hidden;
       dn.conv1.template apply<Arch, P>(ex, res * res, c, hid, x, c, h, hid, Activation::relu, nullptr, 0, q8);
-      kernels::dwconv<Arch>(ex, res, res, hid, h, hid, 3, 2, 1, dn.conv2.weight, dn.conv2.bias, Activation::relu,
-                            nullptr, 0, h2, hid);
+      dn.conv2.template apply<Arch, P>(ex, res, res, hid, h, hid, 3, 2, 1, Activation::relu, nullptr, 0, h2, hid);
       res = t.res;
       kernels::squeeze_excite<Arch, P>(res * res, hid, t.se_rd, h2, dn.se_fc1.weight, dn.se_fc1.bias, dn.se_fc2.weight,
                                        dn.se_fc2.bias, scratch);

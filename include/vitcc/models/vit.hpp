@@ -145,6 +145,9 @@ template <class Arch, Precision P, class C>
 void vit_forward(const C& cfg, const VitWeights& w, const VitBlockWeights* blocks, const float* image,
                  float* out, float* ws, const Executor* ex = nullptr) noexcept {
   using kernels::Activation;
+  // The weights were bound (and the workspace sized) for the config's precision; P picks the
+  // kernels that read them. A mismatch would read bfloat16 or int8 bytes as another type.
+  VITCC_ASSERT(precision_of(cfg) == P && "vit_forward: the config's precision is not the template's P");
   const VitDims v = VitDims::of(cfg);
   const std::size_t T = v.tokens, D = v.d, H = v.hidden;
   const std::size_t wide = 3 * D > H ? 3 * D : H;
