@@ -212,7 +212,7 @@ struct Smoothing {
   bool applied = false;
   double alpha = 0;
   std::string mode = "auto";        // auto, off, fixed
-  std::string calibration = "probe";  // probe (the packer's seeded images) or files
+  std::string calibration = "none";  // none (not calibrated), probe (the packer's seeded images), files
   std::vector<std::string> files;
   std::size_t images = 0, sites = 0;
   std::string why;                   // when not applied
@@ -267,6 +267,7 @@ std::vector<float> calibration_images(const Options& o, const PackedModel& m, Sm
       all.insert(all.end(), img.begin(), img.end());
     }
     sm.images = 2;
+    sm.calibration = "probe";
     return all;
   }
   run::Preprocess pp;
