@@ -313,7 +313,7 @@ Smoothing choose_smoothing(const Options& o, const PackedModel& m, const std::ve
   Smoothing sm;
   sm.mode = o.smooth_alpha == -2 ? "off" : o.smooth_alpha == -1 ? "auto" : "fixed";
   if (!m.smooth_sites) {
-    sm.why = "no GEMM of a " + m.architecture + " reads a norm's output directly";
+    sm.why = "no GEMM of this architecture (" + m.architecture + ") reads a norm's output directly";
     return sm;
   }
   if (o.smooth_alpha == -2) {
