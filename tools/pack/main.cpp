@@ -66,7 +66,9 @@ const char* usage =
     "  divide the norm's gamma and beta per channel by s = max|x|^alpha / max|w|^(1-alpha) and multiply\n"
     "  the weight's rows by s before quantising (the float32 function is unchanged). auto tries alpha\n"
     "  0.3 to 0.8 and keeps the one whose int8 output is closest (cosine) to float32 on the calibration\n"
-    "  images, or no smoothing if none is closer; ALPHA in [0, 1] fixes it; off disables it.\n"
+    "  images if it removes a tenth of int8's distance (1 - cosine) to float32 there, else none; ALPHA in\n"
+    "  [0, 1] fixes it; off disables it. NAME.json \"smoothing\" and --summary record what was done\n"
+    "  (docs/PRECISION.md).\n"
     "Preprocessing defaults: ImageNet mean/std, crop_pct 0.875, bicubic (bilinear for torchvision).\n";
 
 struct Options {
