@@ -7,7 +7,8 @@
 #      used without the flag; whenever smoothing is applied, the smoothed model at float32 must
 #      agree with the unsmoothed one (recorded by the packer's guard) and the int8 pack passes its
 #      self-check against the float32 graph;
-#   3. an architecture without norm-fed GEMMs (EfficientViT) records why nothing was smoothed.
+#   3. a copy with outlier channels in its norms is refused unsmoothed and passes smoothed;
+#   4. an architecture without norm-fed GEMMs (EfficientViT) records why nothing was smoothed.
 # Usage: pack_calibration.sh VITCC_PACK SOURCE_DIR OUT_DIR [PYTHON]
 set -euo pipefail
 pack=$1 src=$2 out=$3 python=${4:-/usr/bin/python3}
@@ -79,6 +80,13 @@ cmp -s "$out/files/"m.*.vitcc "$out/off/"m.*.vitcc && fail "--smooth 0.5 wrote t
 "$pack" "$model" -o "$out/fp32a" --name m
 "$pack" "$model" -o "$out/fp32b" --name m
 cmp "$out/fp32a/"m.*.vitcc "$out/fp32b/"m.*.vitcc || fail "float32 packs differ"
+# The case smoothing is for: the same model with trained-ViT-like outlier channels in every norm's
+# output (tools/export/inject_outliers.py; float32 function unchanged). Unsmoothed int8 misses the
+# pack-time bound; smoothed (auto, probe calibration) it must pass, with the outliers measured.
+"$python" "$src/tools/export/inject_outliers.py" "$model" "$out/outliers.onnx" --factor 30 --channels 3
+expect_error "at int8 the packed model is too far from the float32 graph" "$out/outliers.onnx" -o "$out/ol_off" --precision int8 --smooth off
+"$pack" "$out/outliers.onnx" -o "$out/ol" --name m --precision int8
+check_json "$out/ol/m.json" "j['applied'] and j['channel_outliers']['median'] > 10 and j['cosine_on_calibration']['chosen'] > 0.9999"
 "$pack" "$src/demo/evit_demo.onnx" -o "$out/evit" --name m --precision int8 --no-check
 "$python" -c "import json,sys; j=json.load(open('$out/evit/m.json'))['smoothing']; sys.exit(0 if not j['applied'] and 'reads a norm' in j['note'] else 1)" \
   || fail "EfficientViT's smoothing record: $(cat "$out/evit/m.json")"
