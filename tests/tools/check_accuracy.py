@@ -92,8 +92,8 @@ def run(cmd, what):
     return p.stdout
 
 
-def pack(vitcc_pack, onnx, out, name, precision):
-    log = run([vitcc_pack, onnx, '-o', out, '--name', name, '--precision', precision, '--summary'],
+def pack(vitcc_pack, onnx, out, name, precision, extra=()):
+    log = run([vitcc_pack, onnx, '-o', out, '--name', name, '--precision', precision, '--summary'] + list(extra),
               f'vitcc-pack {name} at {precision}')
     cfg = json.load(open(os.path.join(out, name + '.json')))
     vs = cfg.get('self_check', {}).get('precision_vs_fp32', {})
@@ -144,6 +144,9 @@ def main(argv=None):
                     help='intra-op threads per image (1: the images are small, a second thread mostly waits)')
     ap.add_argument('--data-dir', help='where the preprocessed test set is cached (default OUT_DIR/data)')
     ap.add_argument('--report-only', action='store_true', help='print the table, assert nothing')
+    ap.add_argument('--int8-pack-arg', action='append', default=[], metavar='MODEL=ARG',
+                    help='one more vitcc-pack argument for MODEL at int8 (repeatable, in order), e.g. '
+                         '--int8-pack-arg=fmnist_vit=--calibration --int8-pack-arg=fmnist_vit=train.npy')
     a = ap.parse_args(argv)
 
     sys.path.insert(0, os.path.join(a.source_dir, 'tools', 'export'))
@@ -171,7 +174,8 @@ def main(argv=None):
         top1_fp32 = None
         for precision in precisions:
             out = os.path.join(a.out_dir, name, precision)
-            _, cosine = pack(a.vitcc_pack, os.path.join(demo, name + '.onnx'), out, name, precision)
+            extra = [v.split('=', 1)[1] for v in a.int8_pack_arg if v.split('=', 1)[0] == name] if precision == 'int8' else []
+            _, cosine = pack(a.vitcc_pack, os.path.join(demo, name + '.onnx'), out, name, precision, extra)
             counts = [min(CHUNK, labels.size - i * CHUNK) for i in range(len(inputs))]
             pred = predict(a.vitcc_run, os.path.join(out, name + '.json'), inputs, counts, out, a.threads)
             if pred.shape != labels.shape:

@@ -18,6 +18,15 @@
 
 namespace vitcc::pack {
 
+// A GEMM input that comes straight from a LayerNorm: SmoothQuant (smooth.hpp) can move a per-channel
+// factor s out of the activations and into the weights by dividing the norm's gamma and beta by s and
+// multiplying the weight's input rows by s, which leaves the float32 function unchanged.
+struct SmoothSite {
+  std::string norm;                // NAME.weight and NAME.bias: plain [K]
+  std::vector<std::string> gemms;  // gemm_b16 tensors [K, N] that read that norm's output
+  std::vector<float> act_max;      // per input channel: max |x| over every token of the calibration images
+};
+
 struct PackedModel {
   std::string architecture;    // "vit", ...: JSON "architecture" and what vitcc-run dispatches on
   std::string source_layout;   // how the graph was written ("timm", "torchvision", ...)
@@ -38,6 +47,10 @@ struct PackedModel {
   // The library's forward pass with runtime shapes, at a precision, on the packed blob of that
   // precision: the self-check runs it.
   std::function<Status(const BlobView& blob, Precision precision, const float* input, float* output)> run_packed;
+  // The architecture's SmoothSites with their activation maxima, measured by the float32 forward pass
+  // on the float32 blob over `count` CHW images; empty when no GEMM input comes from a norm.
+  std::function<Status(const BlobView& fp32_blob, const float* images, std::size_t count, std::vector<SmoothSite>& sites)>
+      smooth_sites;
 };
 
 // Calls f(std::integral_constant<Precision, P>{}) for the P that p names: a run-time precision to the

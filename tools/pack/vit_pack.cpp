@@ -1,4 +1,6 @@
 // The ViT family's packer: recognise, fold and pack, and describe the config for the driver.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -96,6 +98,59 @@ PackedModel pack_vit(const OnnxGraph& graph) {
     with_precision(p, [&](auto P) {
       detail::vit_forward<default_arch, decltype(P)::value>(c, w, blocks.data(), input, output, static_cast<float*>(ws.get()));
     });
+    return st;
+  };
+
+  // Each block's norm1 feeds qkv and norm2 feeds fc1 directly: the SmoothQuant sites. proj reads the
+  // attention output and fc2 reads GELU's, neither through an affine op a factor could be folded into
+  // (GELU is not homogeneous); the head reads one row, which per-token scales already fit exactly.
+  // The statistics come from the library's own float32 forward pass (vit_forward's block loop, here
+  // with the normalised tokens recorded before each GEMM reads them).
+  m.smooth_sites = [cfg](const BlobView& blob, const float* images, std::size_t count, std::vector<SmoothSite>& sites) -> Status {
+    VitDynamicConfig c = cfg;
+    c.precision = Precision::fp32;
+    const VitDims v = VitDims::of(c);
+    VitWeights w;
+    std::vector<VitBlockWeights> blocks(v.depth);
+    Status st = detail::bind_vit(c, blob, w, blocks.data());
+    if (!st.ok()) return st;
+    const std::size_t T = v.tokens, D = v.d, H = v.hidden, wide = 3 * D > H ? 3 * D : H;
+    sites.clear();
+    for (std::size_t i = 0; i < v.depth; ++i) {
+      const std::string b = "blocks." + std::to_string(i);
+      sites.push_back({b + ".norm1", {b + ".attn.qkv.weight"}, std::vector<float>(D, 0.0f)});
+      sites.push_back({b + ".norm2", {b + ".mlp.fc1.weight"}, std::vector<float>(D, 0.0f)});
+    }
+    std::unique_ptr<void, decltype(&std::free)> mem(
+        std::aligned_alloc(64, (v.workspace_floats() * sizeof(float) + 63) / 64 * 64), &std::free);
+    float* x = static_cast<float*>(mem.get());
+    float* xn = x + align_floats(T * D);
+    float* big = xn + align_floats(T * D);
+    float* scratch = big + align_floats(T * wide);
+    auto record = [&](std::vector<float>& mx) {
+      for (std::size_t t = 0; t < T; ++t)
+        for (std::size_t k = 0; k < D; ++k) mx[k] = std::max(mx[k], std::fabs(xn[t * D + k]));
+    };
+    using A = default_arch;
+    constexpr Precision F = Precision::fp32;
+    using kernels::Activation;
+    for (std::size_t n = 0; n < count; ++n) {
+      const float* image = images + n * v.c * v.h * v.w;
+      if (v.prefix > 0) std::memcpy(x, w.prefix_tokens, v.prefix * D * sizeof(float));
+      kernels::patch_embed<A, F>(image, v.c, v.h, v.w, v.p, w.patch_weight, D, w.patch_pos_bias, D, x + v.prefix * D, D, scratch);
+      for (std::size_t i = 0; i < v.depth; ++i) {
+        const VitBlockWeights& b = blocks[i];
+        kernels::layer_norm<A>(T, D, x, D, b.norm1.weight, b.norm1.bias, c.ln_eps, xn, D);
+        record(sites[2 * i].act_max);
+        b.qkv.template apply<A, F>(nullptr, T, D, 3 * D, xn, D, big, 3 * D, Activation::none, nullptr, 0, scratch);
+        kernels::attention<A>(T, v.heads, v.hd, c.attn_scale, big, 3 * D, xn, D, scratch);
+        b.proj.template apply<A, F>(nullptr, T, D, D, xn, D, x, D, Activation::none, x, D, scratch);
+        kernels::layer_norm<A>(T, D, x, D, b.norm2.weight, b.norm2.bias, c.ln_eps, xn, D);
+        record(sites[2 * i + 1].act_max);
+        b.fc1.template apply<A, F>(nullptr, T, D, H, xn, D, big, H, Activation::gelu_erf, nullptr, 0, scratch);
+        b.fc2.template apply<A, F>(nullptr, T, H, D, big, H, x, D, Activation::none, x, D, scratch);
+      }
+    }
     return st;
   };
   return m;
