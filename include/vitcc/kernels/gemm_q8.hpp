@@ -19,10 +19,18 @@
 //                multiplies unsigned by signed bytes, so A is stored as Aq + 128 and the epilogue
 //                subtracts 128 * colsum[n] (exact in int32).
 //   AVX-VNNI     the same on ymm (also AVX512-VL+VNNI): 6 rows x 16 columns.
+//   NEON SMMLA   AArch64 with the int8 matrix-multiply extension (__ARM_FEATURE_MATMUL_INT8, e.g.
+//                -march=armv8.6-a or armv8.2-a+i8mm; Neoverse N2/V1, Cortex-A510/A710 and later),
+//                preferred over SDOT: smmla multiplies a 2 x 8 block of A by an 8 x 2 block of B into
+//                2 x 2 int32. Signed x signed, no correction; 6 rows (3 row pairs) x 16 columns (8
+//                column pairs), 24 int32x4 accumulators, un-interleaved into rows for the epilogue.
+//                The B blocks are two quad rows of the same gemm_b16_k4 panel zipped as 32-bit lanes.
 //   NEON SDOT    AArch64 with the dot-product extension (__ARM_FEATURE_DOTPROD, e.g. -march=armv8.2-a+dotprod
 //                or any Cortex-A55/A76 and later): sdot multiplies signed by signed bytes, so A stays
 //                signed and no correction is needed; 6 rows x 16 columns, 24 int32x4 accumulators.
 //   scalar       everything else (SSE, NEON without dotprod, Cortex-M): 4 x 4 int32 tiles on signed bytes.
+// Every path sums the same int32 products exactly; SMMLA and SDOT share one epilogue and give the
+// scalar path's bits (tests/kernels/test_gemm_q8.cpp asserts it under QEMU's "max" CPU).
 #pragma once
 #include <cmath>
 #include <cstddef>
