@@ -29,8 +29,9 @@
 //                or any Cortex-A55/A76 and later): sdot multiplies signed by signed bytes, so A stays
 //                signed and no correction is needed; 6 rows x 16 columns, 24 int32x4 accumulators.
 //   scalar       everything else (SSE, NEON without dotprod, Cortex-M): 4 x 4 int32 tiles on signed bytes.
-// Every path sums the same int32 products exactly; SMMLA and SDOT share one epilogue and give the
-// scalar path's bits (tests/kernels/test_gemm_q8.cpp asserts it under QEMU's "max" CPU).
+// Every path sums the same int32 products exactly; SMMLA and SDOT share one epilogue, so they give
+// each other's bits, and the scalar path's with activation none or relu (the SIMD GELU differs in
+// the last bits); tests/kernels/test_gemm_q8.cpp asserts both under QEMU's "max" CPU.
 #pragma once
 #include <cmath>
 #include <cstddef>
