@@ -1,11 +1,15 @@
 #include <vitcc/kernels/gemm.hpp>
 
 #include <array>
+#include <cmath>
 #include <cstdint>
+#include <string>
+#include <type_traits>
 #include <cstring>
 #include <vector>
 
 #include "kernel_test_support.hpp"
+#include "vitcc/core/thread_pool.hpp"
 
 using namespace vitcc::kernels;
 using vitcc::test::Buffer;
@@ -95,8 +99,16 @@ void run_case(const GemmCase& g, std::uint64_t seed) {
       for (std::size_t j = 0; j < g.n; ++j) c[i * ldc + j] = c_ref[i * ldc + j] = add_sep[i * ldc + j];
   }
   const float* add_for_naive = g.add == GemmCase::Add::none ? nullptr : add_sep.data();
+  // The bfloat16 dot-product paths (BFDOT, BFMMLA) multiply A rounded to bfloat16 too.
+  const bool a_bf16 = g.bf16 && detail::bf16_path<Arch>() != detail::Bf16Path::fp32;
+  std::vector<float> a_rounded;
+  if (a_bf16) {
+    a_rounded.assign(a0, a0 + a_floats);
+    for (float& v : a_rounded) v = round_to_bf16(v);
+  }
   std::vector<double> mag;
-  const auto want = naive_gemm(g, a0, lda, b, g.bias ? bias.data() : nullptr, add_for_naive, ldc, mag);
+  const auto want = naive_gemm(g, a_bf16 ? a_rounded.data() : a0, lda, b, g.bias ? bias.data() : nullptr,
+                               add_for_naive, ldc, mag);
 
   auto epilogue = [&](float* cbuf) {
     GemmEpilogue ep;
@@ -111,8 +123,48 @@ void run_case(const GemmCase& g, std::uint64_t seed) {
     gemm<Arch>(g.m, g.n, g.k, a0, lda, packed16.data(), c.data(), ldc, epilogue(c.data()));
     using vitcc::test::compare;
     using vitcc::test::sum_mag_rel;
-    VITCC_CHECK_CLOSE(compare(c.data(), ldc, want.data(), g.n, g.m, g.n, 1e-5, mag.data(), sum_mag_rel));
+    // Round-to-odd (the dot-product paths) errs by up to one unit in the last place, not half.
+    VITCC_CHECK_CLOSE(compare(c.data(), ldc, want.data(), g.n, g.m, g.n, 1e-5, mag.data(),
+                              (a_bf16 ? 2 : 1) * sum_mag_rel));
     CHECK(c.guard_intact());
+    // Three workers: the same bits.
+    if (g.add == GemmCase::Add::alias_c)
+      for (std::size_t i = 0; i < g.m; ++i)
+        for (std::size_t j = 0; j < g.n; ++j) c_ref[i * ldc + j] = add_sep[i * ldc + j];
+    vitcc::ThreadPool pool(3);
+    const vitcc::Executor ex = pool.executor();
+    gemm<Arch>(g.m, g.n, g.k, a0, lda, packed16.data(), c_ref.data(), ldc, epilogue(c_ref.data()), &ex);
+    bool same = true;
+    for (std::size_t i = 0; i < g.m; ++i) same = same && std::memcmp(&c[i * ldc], &c_ref[i * ldc], g.n * 4) == 0;
+    CHECK(same);
+#if VITCC_BF16_NEON
+    // BFMMLA chains the same BFDotAdd steps per element as BFDOT, in the same k order: the same bits,
+    // whichever of the two VITCC_BF16_DOT selects (or neither: both kernels are checked here).
+    if constexpr (std::is_same_v<Arch, xsimd::neon64>) {
+      Buffer c_dot(g.m * ldc, pad_value), c_mmla(g.m * ldc, pad_value);
+      for (Buffer* cb : {&c_dot, &c_mmla})
+        if (g.add == GemmCase::Add::alias_c)
+          for (std::size_t i = 0; i < g.m; ++i)
+            for (std::size_t j = 0; j < g.n; ++j) (*cb)[i * ldc + j] = add_sep[i * ldc + j];
+      const std::size_t stride = panel_stride<std::uint16_t>(g.k);
+      detail::gemm_bf16_neon_panels<detail::Bf16Path::bfdot>(g.m, g.n, g.k, a0, lda, packed16.data(), stride,
+                                                              c_dot.data(), ldc, epilogue(c_dot.data()));
+      detail::gemm_bf16_neon_panels<detail::Bf16Path::bfmmla>(g.m, g.n, g.k, a0, lda, packed16.data(), stride,
+                                                               c_mmla.data(), ldc, epilogue(c_mmla.data()));
+      std::vector<float> a_r(a0, a0 + a_floats);
+      for (float& v : a_r) v = round_to_bf16(v);
+      std::vector<double> mag_r;
+      const auto want_r = naive_gemm(g, a_r.data(), lda, b, g.bias ? bias.data() : nullptr, add_for_naive, ldc, mag_r);
+      VITCC_CHECK_CLOSE(compare(c_dot.data(), ldc, want_r.data(), g.n, g.m, g.n, 1e-5, mag_r.data(), 2 * sum_mag_rel));
+      VITCC_CHECK_CLOSE(compare(c_mmla.data(), ldc, want_r.data(), g.n, g.m, g.n, 1e-5, mag_r.data(), 2 * sum_mag_rel));
+      bool same_dot_mmla = true;
+      for (std::size_t i = 0; i < g.m; ++i)
+        same_dot_mmla = same_dot_mmla && std::memcmp(&c_dot[i * ldc], &c_mmla[i * ldc], g.n * 4) == 0;
+      CHECK(same_dot_mmla);
+      CHECK(c_dot.guard_intact());
+      CHECK(c_mmla.guard_intact());
+    }
+#endif
     return;
   }
   gemm<Arch>(g.m, g.n, g.k, a0, lda, packed.data(), c.data(), ldc, epilogue(c.data()));
@@ -232,7 +284,29 @@ TEST_CASE("pack_b_bf16: pairs of k per column, rounded to nearest even, zero pad
   CHECK(from_bf16(to_bf16(1.0f + 0.00390625f * 1.5f)) == 1.0f + 0.0078125f);  // and this one up, to even
 }
 
+template <class Arch>
+std::string bf16_path_name() {
+  switch (detail::bf16_path<Arch>()) {
+    case detail::Bf16Path::bfmmla: return "NEON BFMMLA (A rounded to bf16)";
+    case detail::Bf16Path::bfdot: return "NEON BFDOT (A rounded to bf16)";
+    case detail::Bf16Path::fp32: break;
+  }
+  return "float32 arithmetic on widened bf16 weights";
+}
+
 TEST_CASE_TEMPLATE_DEFINE("gemm with bfloat16 weights: odd K, every edge, the epilogue", Arch, gemm_bf16) {
+  MESSAGE("bf16 path of ", std::string(Arch::name()), ": ", bf16_path_name<Arch>());
+#if VITCC_BF16_NEON
+  if constexpr (std::is_same_v<Arch, xsimd::neon64>)
+    MESSAGE("BFDOT and BFMMLA kernels also run directly on every case (this build has FEAT_BF16)");
+#else
+  MESSAGE("BFDOT and BFMMLA kernels: not in this build (no FEAT_BF16)");
+#endif
+#if defined(VITCC_TEST_EXPECT_BF16) && !VITCC_DISABLE_SIMD
+  if constexpr (std::is_same_v<Arch, xsimd::neon64>)
+    REQUIRE(detail::bf16_path<Arch>() ==
+            (VITCC_TEST_EXPECT_BF16 == 1 ? detail::Bf16Path::bfmmla : detail::Bf16Path::bfdot));
+#endif
   std::uint64_t seed = 5000;
   for (std::size_t m : {1, 3, 7, 13, 25})
     for (std::size_t n : {1, 16, 17, 33, 48, 65})
@@ -247,5 +321,78 @@ TEST_CASE_TEMPLATE_DEFINE("gemm with bfloat16 weights: odd K, every edge, the ep
   GemmCase big{197, 1152, 384, 0, 0, true, Activation::gelu_erf, GemmCase::Add::separate};
   big.bf16 = true;
   run_case<Arch>(big, 77);
+  GemmCase fc2{197, 384, 1536, 0, 0, true, Activation::none, GemmCase::Add::alias_c};
+  fc2.bf16 = true;
+  run_case<Arch>(fc2, 78);
 }
 TEST_CASE_TEMPLATE_APPLY(gemm_bf16, vitcc::test::kernel_archs);
+
+namespace {
+// What bf16 costs a ViT-shaped product against the float64 product of the float32 operands: the
+// worst error relative to max |C| and the cosine, for a path given as a function filling C.
+struct Accuracy {
+  double max_rel, cosine;
+};
+template <class Run>
+Accuracy bf16_accuracy(std::size_t m, std::size_t n, std::size_t k, std::uint64_t seed, Run run) {
+  Rng rng(seed);
+  std::vector<float> a(m * k), b(k * n);
+  rng.fill(a.data(), a.size(), -2.0f, 2.0f);  // LayerNorm / GELU outputs: O(1)
+  const float wb = float(std::sqrt(3.0 / double(k)));  // weights of unit-variance outputs
+  rng.fill(b.data(), b.size(), -wb, wb);
+  std::vector<float> packed(packed_b_floats(k, n));
+  pack_b(b.data(), n, k, n, packed.data());
+  std::vector<std::uint16_t> packed16(packed_b_bf16_elements(k, n));
+  pack_b_bf16(packed.data(), k, n, packed16.data());
+  std::vector<float> c(m * n);
+  run(m, n, k, a.data(), packed16.data(), c.data());
+  double dot = 0, nc = 0, nr = 0, max_err = 0, max_ref = 0;
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      double r = 0;
+      for (std::size_t kk = 0; kk < k; ++kk) r += double(a[i * k + kk]) * double(b[kk * n + j]);
+      const double g = c[i * n + j];
+      dot += g * r;
+      nc += g * g;
+      nr += r * r;
+      max_err = std::fmax(max_err, std::fabs(g - r));
+      max_ref = std::fmax(max_ref, std::fabs(r));
+    }
+  return {max_err / max_ref, dot / std::sqrt(nc * nr)};
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE_DEFINE("gemm with bfloat16 weights: accuracy against float64 on ViT shapes", Arch, gemm_bf16_acc) {
+  // Recorded in docs/PRECISION.md. A bf16 weight is off by up to 2^-9 relative; rounding A as well
+  // (the dot-product paths) adds as much again, so the error grows by about sqrt(2).
+  for (auto shape : {std::array<std::size_t, 3>{197, 384, 384}, std::array<std::size_t, 3>{197, 384, 1536}}) {
+    auto report = [&](const char* what, const Accuracy& acc) {
+      MESSAGE(std::string(Arch::name()), " ", std::string(what), " M=", shape[0], " N=", shape[1], " K=", shape[2],
+              ": max |err| / max |C| = ", acc.max_rel, ", 1 - cosine = ", 1.0 - acc.cosine);
+      CHECK(acc.cosine >= 0.99999);
+      CHECK(acc.max_rel <= 2e-2);
+    };
+    report(bf16_path_name<Arch>().c_str(),
+           bf16_accuracy(shape[0], shape[1], shape[2], 31, [](std::size_t m, std::size_t n, std::size_t k, const float* a,
+                                                              const std::uint16_t* b, float* c) {
+             gemm<Arch>(m, n, k, a, k, b, c, n, GemmEpilogue{});
+           }));
+#if VITCC_BF16_NEON
+    if constexpr (std::is_same_v<Arch, xsimd::neon64>) {
+      report("BFDOT kernel", bf16_accuracy(shape[0], shape[1], shape[2], 31,
+                                           [](std::size_t m, std::size_t n, std::size_t k, const float* a,
+                                              const std::uint16_t* b, float* c) {
+                                             detail::gemm_bf16_neon_panels<detail::Bf16Path::bfdot>(
+                                                 m, n, k, a, k, b, panel_stride<std::uint16_t>(k), c, n, GemmEpilogue{});
+                                           }));
+      report("BFMMLA kernel", bf16_accuracy(shape[0], shape[1], shape[2], 31,
+                                            [](std::size_t m, std::size_t n, std::size_t k, const float* a,
+                                               const std::uint16_t* b, float* c) {
+                                              detail::gemm_bf16_neon_panels<detail::Bf16Path::bfmmla>(
+                                                  m, n, k, a, k, b, panel_stride<std::uint16_t>(k), c, n, GemmEpilogue{});
+                                            }));
+    }
+#endif
+  }
+}
+TEST_CASE_TEMPLATE_APPLY(gemm_bf16_acc, vitcc::test::kernel_archs);

@@ -7,6 +7,15 @@
 #define VITCC_DISABLE_SIMD 0
 #endif
 
+// bfloat16 weights on AArch64 targets with FEAT_BF16 (__ARM_FEATURE_BF16_VECTOR_ARITHMETIC, e.g.
+// -march=armv8.6-a or +bf16): 0 (default) keeps float32 arithmetic, the weights widened as they are
+// loaded, as on every other target; 1 multiplies with BFMMLA and 2 with BFDOT, which also round the
+// activations to bfloat16 and accumulate with round-to-odd (docs/PRECISION.md: why this is opt-in).
+// Ignored where the target lacks FEAT_BF16.
+#ifndef VITCC_BF16_DOT
+#define VITCC_BF16_DOT 0
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 #define VITCC_RESTRICT __restrict__
 #define VITCC_ALWAYS_INLINE inline __attribute__((always_inline))

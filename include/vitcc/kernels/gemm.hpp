@@ -14,6 +14,13 @@
 // are not stored (one instantiation serves every M), columns past N are computed on B's zero padding
 // and not stored. The tile is chosen from the register file of the architecture (gemm_tile below).
 //
+// bfloat16 weights (pack_b_bf16, layout gemm_b16_k2: pairs of k per column) are multiplied in float32
+// on every target, widened as they are loaded. On AArch64 with FEAT_BF16 two more paths exist, opt-in
+// through VITCC_BF16_DOT (core/config.hpp): BFMMLA (1; 6 rows x 16 columns as 2 x 2 blocks) and BFDOT
+// (2; 4 x 16). Both round A to bfloat16 as they read it and accumulate with the instructions'
+// round-to-odd, so they change the numerics (docs/PRECISION.md has the measurements and why they
+// are not the default); they give each other's bits.
+//
 // The driver cuts A into row blocks that fit in L2 (all of A for 197 tokens at K = 384), and within a
 // block walks column tiles outermost, so one K x (NP * 16) sliver of B (72 KB at K = 384) stays in
 // L1/L2 while every row tile of the block streams past it.
@@ -31,7 +38,31 @@
 #include "vitcc/kernels/fmadd.hpp"
 #include "vitcc/kernels/ref/gemm.hpp"
 
+// bfloat16 dot products (BFDOT, BFMMLA) where the target has FEAT_BF16; used for bf16 weights only
+// when VITCC_BF16_DOT asks for them (core/config.hpp).
+#if !VITCC_DISABLE_SIMD && defined(__aarch64__) && defined(__ARM_FEATURE_BF16_VECTOR_ARITHMETIC)
+#include <arm_neon.h>
+#define VITCC_BF16_NEON 1
+#else
+#define VITCC_BF16_NEON 0
+#endif
+
 namespace vitcc::kernels {
+
+namespace detail {
+// How the GEMM multiplies bfloat16 weights on Arch: float32 arithmetic (every target by default),
+// or bfloat16 x bfloat16 dot products (AArch64 with FEAT_BF16 and VITCC_BF16_DOT = 1 or 2).
+enum class Bf16Path { fp32, bfmmla, bfdot };
+template <class Arch>
+constexpr Bf16Path bf16_path() noexcept {
+#if VITCC_BF16_NEON && VITCC_BF16_DOT == 1
+  if constexpr (std::is_base_of_v<xsimd::neon64, Arch>) return Bf16Path::bfmmla;
+#elif VITCC_BF16_NEON && VITCC_BF16_DOT == 2
+  if constexpr (std::is_base_of_v<xsimd::neon64, Arch>) return Bf16Path::bfdot;
+#endif
+  return Bf16Path::fp32;
+}
+}  // namespace detail
 
 namespace detail {
 
@@ -363,6 +394,191 @@ void gemm_panels(std::size_t m, std::size_t n, std::size_t k, const float* a, st
   }
 }
 
+#if VITCC_BF16_NEON
+// ---- bfloat16 x bfloat16 on NEON (FEAT_BF16): A rounded to bfloat16 as it is read ----
+// Both instructions add each pair's two products (exact in float32) and then the pair's sum to the
+// accumulator, each addition rounded to odd with denormals flushed (the Arm ARM's BFDotAdd, FPCR.EBF
+// = 0); BFMMLA chains two such pairs per element in k order, so the two paths give the same bits.
+// A's floats become bfloat16 with BFCVTN (nearest, ties to even under the default FPCR); a K tail
+// is read through a zero-padded copy, so nothing past a row of A is read.
+
+// A's row pair (r0, r1) at k..k+3 as BFMMLA's first operand (r0's four, then r1's); cnt < 4 pads.
+VITCC_ALWAYS_INLINE bfloat16x8_t bf16_a_rows4(const float* r0, const float* r1, std::size_t cnt) noexcept {
+  if (cnt >= 4) return vcvtq_high_bf16_f32(vcvtq_low_bf16_f32(vld1q_f32(r0)), vld1q_f32(r1));
+  float t0[4] = {}, t1[4] = {};
+  for (std::size_t j = 0; j < cnt; ++j) {
+    t0[j] = r0[j];
+    t1[j] = r1[j];
+  }
+  return vcvtq_high_bf16_f32(vcvtq_low_bf16_f32(vld1q_f32(t0)), vld1q_f32(t1));
+}
+// Eight floats of a row of A at k..k+7 as four bfloat16 pairs (lane p: k + 2p, k + 2p + 1); cnt < 8 pads.
+VITCC_ALWAYS_INLINE bfloat16x8_t bf16_a_row8(const float* r, std::size_t cnt) noexcept {
+  if (cnt >= 8) return vcvtq_high_bf16_f32(vcvtq_low_bf16_f32(vld1q_f32(r)), vld1q_f32(r + 4));
+  float t[8] = {};
+  for (std::size_t j = 0; j < cnt; ++j) t[j] = r[j];
+  return vcvtq_high_bf16_f32(vcvtq_low_bf16_f32(vld1q_f32(t)), vld1q_f32(t + 4));
+}
+
+// The stores of a bf16 tile: acc[i][v] holds row i's columns 4v..4v+3.
+template <std::size_t MR>
+VITCC_ALWAYS_INLINE void bf16_neon_store(const float32x4_t (&acc)[MR][4], std::size_t mv, std::size_t nv, float* c,
+                                         std::size_t ldc, const float* bias, Activation act, const float* add,
+                                         std::size_t ld_add) noexcept {
+  using B = xsimd::batch<float, xsimd::neon64>;
+  for (std::size_t i = 0; i < MR; ++i) {
+    if (i >= mv) break;
+    for (std::size_t v = 0; v < 4; ++v) {
+      const std::size_t col = v * 4;
+      if (col >= nv) break;
+      gemm_store_batch<xsimd::neon64>(B(acc[i][v]), nv - col, bias ? bias + col : nullptr, act,
+                                      add ? add + i * ld_add + col : nullptr, c + i * ldc + col);
+    }
+  }
+}
+
+// BFDOT: MR rows x one panel (16 columns = 4 float32x4). A panel's pair row is 16 words, column
+// 4v + j's pair in lane j of vector v: BFDOT against a lane of A's eight bfloat16 (one pair) adds
+// that pair's two products to four columns at once.
+template <std::size_t P, std::size_t MR>
+VITCC_ALWAYS_INLINE void bfdot_pair_row(float32x4_t (&acc)[MR][4], const bfloat16x8_t (&av)[MR],
+                                        const std::uint16_t* row) noexcept {
+  bfloat16x8_t bv[4];
+  VITCC_UNROLL
+  for (std::size_t v = 0; v < 4; ++v) bv[v] = vreinterpretq_bf16_u16(vld1q_u16(row + v * 8));
+  VITCC_UNROLL
+  for (std::size_t i = 0; i < MR; ++i) {
+    VITCC_UNROLL
+    for (std::size_t v = 0; v < 4; ++v) acc[i][v] = vbfdotq_laneq_f32(acc[i][v], bv[v], av[i], P);
+  }
+}
+
+template <std::size_t MR>
+void gemm_bfdot_tile(std::size_t mv, std::size_t nv, std::size_t k, const float* a, std::size_t lda,
+                     const std::uint16_t* b, float* c, std::size_t ldc, const float* bias, Activation act,
+                     const float* add, std::size_t ld_add) noexcept {
+  const float* ar[MR];
+  VITCC_UNROLL
+  for (std::size_t i = 0; i < MR; ++i) ar[i] = a + (i < mv ? i : mv - 1) * lda;
+  float32x4_t acc[MR][4];
+  VITCC_UNROLL
+  for (std::size_t i = 0; i < MR; ++i) {
+    VITCC_UNROLL
+    for (std::size_t v = 0; v < 4; ++v) acc[i][v] = vdupq_n_f32(0.0f);
+  }
+  std::size_t kk = 0;
+  for (; kk + 8 <= k; kk += 8) {  // four pair rows of the panel
+    bfloat16x8_t av[MR];
+    VITCC_UNROLL
+    for (std::size_t i = 0; i < MR; ++i) av[i] = bf16_a_row8(ar[i] + kk, 8);
+    const std::uint16_t* rows = b + kk * gemm_nr;  // pair row kk / 2, 32 bfloat16 each
+    bfdot_pair_row<0>(acc, av, rows);
+    bfdot_pair_row<1>(acc, av, rows + 32);
+    bfdot_pair_row<2>(acc, av, rows + 64);
+    bfdot_pair_row<3>(acc, av, rows + 96);
+  }
+  if (kk < k) {  // 1..7 columns left: (left + 1) / 2 pair rows, A zero-padded
+    const std::size_t left = k - kk, pairs = (left + 1) / 2;
+    bfloat16x8_t av[MR];
+    VITCC_UNROLL
+    for (std::size_t i = 0; i < MR; ++i) av[i] = bf16_a_row8(ar[i] + kk, left);
+    const std::uint16_t* rows = b + kk * gemm_nr;
+    bfdot_pair_row<0>(acc, av, rows);
+    if (pairs > 1) bfdot_pair_row<1>(acc, av, rows + 32);
+    if (pairs > 2) bfdot_pair_row<2>(acc, av, rows + 64);
+    if (pairs > 3) bfdot_pair_row<3>(acc, av, rows + 96);
+  }
+  bf16_neon_store<MR>(acc, mv, nv, c, ldc, bias, act, add, ld_add);
+}
+
+// BFMMLA: MR rows (MR / 2 row pairs) x one panel (8 column pairs). BFMMLA multiplies a 2 x 4 block
+// of A (two rows, four k) by the transpose of a 2 x 4 block of B (two columns, the same four k) into
+// a 2 x 2 float32 block (r0c0, r0c1, r1c0, r1c1). Pair rows p and p + 1 of the panel, zipped as
+// 32-bit lanes, are that B block for a column pair (column c's k 0..3, then column c + 1's), so the
+// k2 blob layout serves unchanged.
+template <std::size_t MR>
+void gemm_bfmmla_tile(std::size_t mv, std::size_t nv, std::size_t k, const float* a, std::size_t lda,
+                      const std::uint16_t* b, float* c, std::size_t ldc, const float* bias, Activation act,
+                      const float* add, std::size_t ld_add) noexcept {
+  static_assert(MR % 2 == 0, "rows go in pairs");
+  constexpr std::size_t RP = MR / 2;
+  const float* ar[MR];
+  VITCC_UNROLL
+  for (std::size_t i = 0; i < MR; ++i) ar[i] = a + (i < mv ? i : mv - 1) * lda;
+  float32x4_t acc[RP][8];  // [row pair][column pair]
+  VITCC_UNROLL
+  for (std::size_t r = 0; r < RP; ++r) {
+    VITCC_UNROLL
+    for (std::size_t q = 0; q < 8; ++q) acc[r][q] = vdupq_n_f32(0.0f);
+  }
+  // Four k: A's row pairs, B's pair rows lo and hi (hi null past the panel's last pair row).
+  auto step = [&](const bfloat16x8_t (&av)[RP], const std::uint16_t* lo, const std::uint16_t* hi)
+                  VITCC_ALWAYS_INLINE_LAMBDA {
+    VITCC_UNROLL
+    for (std::size_t v = 0; v < 4; ++v) {
+      const uint32x4_t l = vreinterpretq_u32_u16(vld1q_u16(lo + v * 8));
+      const uint32x4_t h = hi ? vreinterpretq_u32_u16(vld1q_u16(hi + v * 8)) : vdupq_n_u32(0);
+      const bfloat16x8_t p0 = vreinterpretq_bf16_u32(vzip1q_u32(l, h)), p1 = vreinterpretq_bf16_u32(vzip2q_u32(l, h));
+      VITCC_UNROLL
+      for (std::size_t r = 0; r < RP; ++r) {
+        acc[r][2 * v] = vbfmmlaq_f32(acc[r][2 * v], av[r], p0);
+        acc[r][2 * v + 1] = vbfmmlaq_f32(acc[r][2 * v + 1], av[r], p1);
+      }
+    }
+  };
+  std::size_t kk = 0;
+  for (; kk + 4 <= k; kk += 4) {
+    bfloat16x8_t av[RP];
+    VITCC_UNROLL
+    for (std::size_t r = 0; r < RP; ++r) av[r] = bf16_a_rows4(ar[2 * r] + kk, ar[2 * r + 1] + kk, 4);
+    step(av, b + kk * gemm_nr, b + (kk + 2) * gemm_nr);
+  }
+  if (kk < k) {  // 1..3 columns left; a second pair row only for 3
+    const std::size_t left = k - kk;
+    bfloat16x8_t av[RP];
+    VITCC_UNROLL
+    for (std::size_t r = 0; r < RP; ++r) av[r] = bf16_a_rows4(ar[2 * r] + kk, ar[2 * r + 1] + kk, left);
+    step(av, b + kk * gemm_nr, left > 2 ? b + (kk + 2) * gemm_nr : nullptr);
+  }
+  // Un-interleave: row 2r's columns 4v..4v+3 are the low halves of blocks 2v and 2v + 1, row 2r + 1's
+  // the high halves.
+  float32x4_t rows[MR][4];
+  VITCC_UNROLL
+  for (std::size_t r = 0; r < RP; ++r) {
+    VITCC_UNROLL
+    for (std::size_t v = 0; v < 4; ++v) {
+      const float64x2_t x0 = vreinterpretq_f64_f32(acc[r][2 * v]), x1 = vreinterpretq_f64_f32(acc[r][2 * v + 1]);
+      rows[2 * r][v] = vreinterpretq_f32_f64(vzip1q_f64(x0, x1));
+      rows[2 * r + 1][v] = vreinterpretq_f32_f64(vzip2q_f64(x0, x1));
+    }
+  }
+  bf16_neon_store<MR>(rows, mv, nv, c, ldc, bias, act, add, ld_add);
+}
+
+// The bf16 GEMM on one of the two, panel by panel, row tiles inside (as the int8 NEON paths).
+template <Bf16Path P>
+void gemm_bf16_neon_panels(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
+                           const std::uint16_t* packed_b, std::size_t panel_stride, float* c, std::size_t ldc,
+                           const GemmEpilogue& ep) noexcept {
+  // 6 x 16 for BFMMLA: 24 accumulators, 3 row pairs of A, 2 of B. BFDOT keeps A's eight values per
+  // row for four pair rows: 4 x 16, 16 accumulators, 4 of A, 4 of B.
+  constexpr std::size_t MR = P == Bf16Path::bfmmla ? 6 : 4;
+  for (std::size_t col0 = 0; col0 < n; col0 += gemm_nr) {
+    const std::uint16_t* panel = packed_b + col0 / gemm_nr * panel_stride;
+    const std::size_t nv = n - col0 < gemm_nr ? n - col0 : gemm_nr;
+    const float* bias = ep.bias ? ep.bias + col0 : nullptr;
+    for (std::size_t i0 = 0; i0 < m; i0 += MR) {
+      const std::size_t mv = m - i0 < MR ? m - i0 : MR;
+      const float* add = ep.add ? ep.add + i0 * ep.ld_add + col0 : nullptr;
+      if constexpr (P == Bf16Path::bfmmla)
+        gemm_bfmmla_tile<MR>(mv, nv, k, a + i0 * lda, lda, panel, c + i0 * ldc + col0, ldc, bias, ep.act, add, ep.ld_add);
+      else
+        gemm_bfdot_tile<MR>(mv, nv, k, a + i0 * lda, lda, panel, c + i0 * ldc + col0, ldc, bias, ep.act, add, ep.ld_add);
+    }
+  }
+}
+#endif
+
 }  // namespace detail
 #endif
 
@@ -375,6 +591,12 @@ void gemm_strided(std::size_t m, std::size_t n, std::size_t k, const float* a, s
     gemm_scalar_panels(m, n, k, a, lda, packed_b, panel_stride, c, ldc, ep);
   } else {
 #if !VITCC_DISABLE_SIMD
+#if VITCC_BF16_NEON
+    if constexpr (std::is_same_v<Wt, std::uint16_t> && bf16_path<Arch>() != Bf16Path::fp32) {
+      gemm_bf16_neon_panels<bf16_path<Arch>()>(m, n, k, a, lda, packed_b, panel_stride, c, ldc, ep);
+      return;
+    }
+#endif
     gemm_panels<Arch, Wt>(m, n, k, a, lda, packed_b, panel_stride, c, ldc, ep);
 #endif
   }

@@ -19,10 +19,19 @@
 //                multiplies unsigned by signed bytes, so A is stored as Aq + 128 and the epilogue
 //                subtracts 128 * colsum[n] (exact in int32).
 //   AVX-VNNI     the same on ymm (also AVX512-VL+VNNI): 6 rows x 16 columns.
+//   NEON SMMLA   AArch64 with the int8 matrix-multiply extension (__ARM_FEATURE_MATMUL_INT8, e.g.
+//                -march=armv8.6-a or armv8.2-a+i8mm; Neoverse N2/V1, Cortex-A510/A710 and later),
+//                preferred over SDOT: smmla multiplies a 2 x 8 block of A by an 8 x 2 block of B into
+//                2 x 2 int32. Signed x signed, no correction; 6 rows (3 row pairs) x 16 columns (8
+//                column pairs), 24 int32x4 accumulators, un-interleaved into rows for the epilogue.
+//                The B blocks are two quad rows of the same gemm_b16_k4 panel zipped as 32-bit lanes.
 //   NEON SDOT    AArch64 with the dot-product extension (__ARM_FEATURE_DOTPROD, e.g. -march=armv8.2-a+dotprod
 //                or any Cortex-A55/A76 and later): sdot multiplies signed by signed bytes, so A stays
 //                signed and no correction is needed; 6 rows x 16 columns, 24 int32x4 accumulators.
 //   scalar       everything else (SSE, NEON without dotprod, Cortex-M): 4 x 4 int32 tiles on signed bytes.
+// Every path sums the same int32 products exactly; SMMLA and SDOT share one epilogue, so they give
+// each other's bits, and the scalar path's with activation none or relu (the SIMD GELU differs in
+// the last bits); tests/kernels/test_gemm_q8.cpp asserts both under QEMU's "max" CPU.
 #pragma once
 #include <cmath>
 #include <cstddef>
@@ -40,10 +49,17 @@
 #include <immintrin.h>
 #endif
 #if !VITCC_DISABLE_SIMD && defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD)
-#include <arm_neon.h>
 #define VITCC_Q8_SDOT 1
 #else
 #define VITCC_Q8_SDOT 0
+#endif
+#if !VITCC_DISABLE_SIMD && defined(__aarch64__) && defined(__ARM_FEATURE_MATMUL_INT8)
+#define VITCC_Q8_SMMLA 1
+#else
+#define VITCC_Q8_SMMLA 0
+#endif
+#if VITCC_Q8_SDOT || VITCC_Q8_SMMLA
+#include <arm_neon.h>
 #endif
 
 namespace vitcc::kernels {
@@ -91,7 +107,7 @@ inline void pack_b_q8(const float* packed, std::size_t k, std::size_t n, std::in
 
 namespace detail {
 
-enum class Q8Path { scalar, vnni512, vnni256, sdot };
+enum class Q8Path { scalar, vnni512, vnni256, sdot, smmla };
 
 template <class Arch>
 constexpr Q8Path q8_path() noexcept {
@@ -105,6 +121,9 @@ constexpr Q8Path q8_path() noexcept {
     return Q8Path::vnni256;
 #endif
   }
+#endif
+#if VITCC_Q8_SMMLA
+  if constexpr (std::is_base_of_v<xsimd::neon64, Arch>) return Q8Path::smmla;
 #endif
 #if VITCC_Q8_SDOT
   if constexpr (std::is_base_of_v<xsimd::neon64, Arch>) return Q8Path::sdot;
@@ -359,13 +378,24 @@ void q8_vnni256_tile(std::size_t mv, std::size_t nv, std::size_t kp, const std::
 #endif
 #endif
 
+#if VITCC_Q8_SDOT || VITCC_Q8_SMMLA
+// The NEON paths' epilogue of four accumulated columns of one row: float(acc) * (sw * sa), then
+// bias, activation and residual as the float32 GEMM. SDOT and SMMLA share it, so the same int32
+// sums give the same bits on either.
+VITCC_ALWAYS_INLINE void q8_neon_store(int32x4_t acc, float sa_i, const float* sw, std::size_t cols, float* c,
+                                       const float* bias, Activation act, const float* add) noexcept {
+  using B = xsimd::batch<float, xsimd::neon64>;
+  const float32x4_t x = vmulq_f32(vcvtq_f32_s32(acc), vmulq_n_f32(vld1q_f32(sw), sa_i));
+  gemm_store_batch<xsimd::neon64>(B(x), cols, bias, act, add, c);
+}
+#endif
+
 #if VITCC_Q8_SDOT
 // ---- NEON SDOT: MR rows x one panel (16 columns = 4 int32x4), signed x signed bytes ----
 template <std::size_t MR>
 void q8_sdot_tile(std::size_t mv, std::size_t nv, std::size_t kp, const std::int8_t* aq, const float* sa,
                   const std::int8_t* b, const float* sw, float* c, std::size_t ldc, const float* bias, Activation act,
                   const float* add, std::size_t ld_add) noexcept {
-  using B = xsimd::batch<float, xsimd::neon64>;
   const std::int8_t* ar[MR];
   VITCC_UNROLL
   for (std::size_t i = 0; i < MR; ++i) ar[i] = aq + (i < mv ? i : mv - 1) * kp;
@@ -398,12 +428,10 @@ void q8_sdot_tile(std::size_t mv, std::size_t nv, std::size_t kp, const std::int
   for (std::size_t v = 0; v < 4; ++v) {
     const std::size_t col = v * 4;
     if (col >= nv) break;
-    const float32x4_t wsc = vld1q_f32(sw + col);
     for (std::size_t i = 0; i < MR; ++i) {
       if (i >= mv) break;
-      const float32x4_t x = vmulq_f32(vcvtq_f32_s32(vld1q_s32(out[i][v])), vmulq_n_f32(wsc, sa[i]));
-      gemm_store_batch<xsimd::neon64>(B(x), nv - col, bias ? bias + col : nullptr, act,
-                                      add ? add + i * ld_add + col : nullptr, c + i * ldc + col);
+      q8_neon_store(vld1q_s32(out[i][v]), sa[i], sw + col, nv - col, c + i * ldc + col, bias ? bias + col : nullptr, act,
+                    add ? add + i * ld_add + col : nullptr);
     }
   }
 }
@@ -424,6 +452,99 @@ void q8_sdot_panels(std::size_t m, std::size_t n, std::size_t kp, const std::int
 }
 #endif
 
+#if VITCC_Q8_SMMLA
+// ---- NEON SMMLA (i8mm): MR rows (MR / 2 row pairs) x one panel (16 columns = 8 column pairs) ----
+// smmla multiplies a 2 x 8 block of A (two rows, eight k) by the transpose of a 2 x 8 block of B
+// (two columns, the same eight k) into a 2 x 2 int32 block (r0c0, r0c1, r1c0, r1c1). The blob keeps
+// gemm_b16_k4: quad rows g and g + 1 of the panel, zipped as 32-bit lanes, are exactly that B block
+// for a column pair (column c's k 0..3, its k 4..7, column c + 1's k 0..3, its k 4..7).
+template <std::size_t MR>
+void q8_smmla_tile(std::size_t mv, std::size_t nv, std::size_t kp, const std::int8_t* aq, const float* sa,
+                   const std::int8_t* b, const float* sw, float* c, std::size_t ldc, const float* bias, Activation act,
+                   const float* add, std::size_t ld_add) noexcept {
+  static_assert(MR % 2 == 0, "rows go in pairs");
+  constexpr std::size_t RP = MR / 2;
+  const std::int8_t* ar[MR];
+  VITCC_UNROLL
+  for (std::size_t i = 0; i < MR; ++i) ar[i] = aq + (i < mv ? i : mv - 1) * kp;
+  int32x4_t acc[RP][8];  // [row pair][column pair]
+  VITCC_UNROLL
+  for (std::size_t r = 0; r < RP; ++r) {
+    VITCC_UNROLL
+    for (std::size_t q = 0; q < 8; ++q) acc[r][q] = vdupq_n_s32(0);
+  }
+  // One step: A's row pairs and B's two quad rows lo, hi (hi zero past an odd count of quads).
+  auto step = [&](const int8x16_t (&av)[RP], const std::int8_t* lo, const std::int8_t* hi) VITCC_ALWAYS_INLINE_LAMBDA {
+    VITCC_UNROLL
+    for (std::size_t v = 0; v < 4; ++v) {
+      const uint32x4_t l = vreinterpretq_u32_s8(vld1q_s8(lo + v * 16));
+      const uint32x4_t h = hi ? vreinterpretq_u32_s8(vld1q_s8(hi + v * 16)) : vdupq_n_u32(0);
+      const int8x16_t p0 = vreinterpretq_s8_u32(vzip1q_u32(l, h)), p1 = vreinterpretq_s8_u32(vzip2q_u32(l, h));
+      VITCC_UNROLL
+      for (std::size_t r = 0; r < RP; ++r) {
+        acc[r][2 * v] = vmmlaq_s32(acc[r][2 * v], av[r], p0);
+        acc[r][2 * v + 1] = vmmlaq_s32(acc[r][2 * v + 1], av[r], p1);
+      }
+    }
+  };
+  const std::size_t quads = kp / 4;
+  std::size_t g = 0;
+  for (; g + 2 <= quads; g += 2) {
+    int8x16_t av[RP];
+    VITCC_UNROLL
+    for (std::size_t r = 0; r < RP; ++r) av[r] = vcombine_s8(vld1_s8(ar[2 * r] + 4 * g), vld1_s8(ar[2 * r + 1] + 4 * g));
+    step(av, b + g * 64, b + (g + 1) * 64);
+  }
+  if (g < quads) {  // an odd count of quads: the last one with zeros for k 4..7 (no read past the row)
+    int8x16_t av[RP];
+    VITCC_UNROLL
+    for (std::size_t r = 0; r < RP; ++r) {
+      std::uint32_t q0, q1;
+      std::memcpy(&q0, ar[2 * r] + 4 * g, 4);
+      std::memcpy(&q1, ar[2 * r + 1] + 4 * g, 4);
+      av[r] = vcombine_s8(vcreate_s8(q0), vcreate_s8(q1));
+    }
+    step(av, b + g * 64, nullptr);
+  }
+  alignas(16) std::int32_t out[RP][8][4];  // see q8_vnni512_tile: keeps acc in registers above
+  VITCC_UNROLL
+  for (std::size_t r = 0; r < RP; ++r) {
+    VITCC_UNROLL
+    for (std::size_t q = 0; q < 8; ++q) vst1q_s32(out[r][q], acc[r][q]);
+  }
+  for (std::size_t v = 0; v < 4; ++v) {
+    const std::size_t col = v * 4;
+    if (col >= nv) break;
+    for (std::size_t r = 0; r < RP; ++r) {
+      // Columns 4v..4v+3 of the pair's two rows: the low halves of blocks 2v and 2v+1, then the high.
+      const int64x2_t x0 = vreinterpretq_s64_s32(vld1q_s32(out[r][2 * v])), x1 = vreinterpretq_s64_s32(vld1q_s32(out[r][2 * v + 1]));
+      const int32x4_t rows[2] = {vreinterpretq_s32_s64(vzip1q_s64(x0, x1)), vreinterpretq_s32_s64(vzip2q_s64(x0, x1))};
+      for (std::size_t h = 0; h < 2; ++h) {
+        const std::size_t i = 2 * r + h;
+        if (i >= mv) break;
+        q8_neon_store(rows[h], sa[i], sw + col, nv - col, c + i * ldc + col, bias ? bias + col : nullptr, act,
+                      add ? add + i * ld_add + col : nullptr);
+      }
+    }
+  }
+}
+
+template <std::size_t MR>
+void q8_smmla_panels(std::size_t m, std::size_t n, std::size_t kp, const std::int8_t* aq, const float* sa,
+                     const Q8Weight& w, float* c, std::size_t ldc, const GemmEpilogue& ep) noexcept {
+  for (std::size_t col0 = 0; col0 < n; col0 += gemm_nr) {
+    const std::int8_t* panel = w.w + col0 / gemm_nr * kp * gemm_nr;
+    const std::size_t nv = n - col0 < gemm_nr ? n - col0 : gemm_nr;
+    for (std::size_t i0 = 0; i0 < m; i0 += MR) {
+      const std::size_t mv = m - i0 < MR ? m - i0 : MR;
+      q8_smmla_tile<MR>(mv, nv, kp, aq + i0 * kp, sa + i0, panel, w.scale + col0, c + i0 * ldc + col0, ldc,
+                        ep.bias ? ep.bias + col0 : nullptr, ep.act, ep.add ? ep.add + i0 * ep.ld_add + col0 : nullptr,
+                        ep.ld_add);
+    }
+  }
+}
+#endif
+
 // The int8 GEMM over quantised A (rows kp bytes apart, scales sa): row blocks of A for L2, column
 // tiles of B inside, as the float32 driver (gemm.hpp).
 template <class Arch>
@@ -436,6 +557,10 @@ void q8_panels(std::size_t m, std::size_t n, std::size_t kp, const std::uint8_t*
   } else if constexpr (path == Q8Path::sdot) {
 #if VITCC_Q8_SDOT
     q8_sdot_panels<6>(m, n, kp, reinterpret_cast<const std::int8_t*>(aq), sa, w, c, ldc, ep);
+#endif
+  } else if constexpr (path == Q8Path::smmla) {
+#if VITCC_Q8_SMMLA
+    q8_smmla_panels<6>(m, n, kp, reinterpret_cast<const std::int8_t*>(aq), sa, w, c, ldc, ep);
 #endif
   } else {
 #if !VITCC_DISABLE_SIMD && (defined(__x86_64__) || defined(__i386__))
