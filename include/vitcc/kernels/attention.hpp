@@ -123,19 +123,52 @@ void attention_pack_q8(std::size_t t, std::size_t heads, std::size_t head_dim, f
   for (std::size_t j = 0; j < tp; ++j) {
     std::int8_t* panel = kq + j / gemm_nr * kp * gemm_nr;
     const std::size_t jj = j % gemm_nr;
+    const float* kj = k + j * ld_qkv;
+    const std::size_t valid = j < t ? head_dim : 0;  // padding keys are all zero
     float mx = 0.0f;
-    if (j < t)
-      for (std::size_t e = 0; e < head_dim; ++e) {
-        const float a = std::fabs(k[j * ld_qkv + e]);
-        mx = a > mx ? a : mx;  // not std::fmax: its NaN rule made it a library call per element
-      }
+    std::size_t e = 0;
+#if !VITCC_DISABLE_SIMD
+    if constexpr (!is_scalar_arch<Arch>) {
+      using B = xsimd::batch<float, Arch>;
+      B vm(0.0f);
+      for (; e + B::size <= valid; e += B::size) vm = xsimd::max(vm, xsimd::abs(B::load_unaligned(kj + e)));
+      alignas(VITCC_ALIGNMENT) float lanes[B::size];
+      vm.store_aligned(lanes);
+      for (float l : lanes) mx = l > mx ? l : mx;
+    }
+#endif
+    for (; e < valid; ++e) {
+      const float a = std::fabs(kj[e]);
+      mx = a > mx ? a : mx;  // not std::fmax: its NaN rule made it a library call per element
+    }
     const float inv = mx > 0.0f ? 127.0f / mx : 0.0f;
     std::int32_t sum = 0;
-    for (std::size_t e = 0; e < kp; ++e) {
-      float v = j < t && e < head_dim ? std::nearbyint(k[j * ld_qkv + e] * inv) : 0.0f;
-      v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
-      panel[(e / 4) * 4 * gemm_nr + jj * 4 + e % 4] = static_cast<std::int8_t>(v);
-      sum += static_cast<std::int32_t>(v);
+    // Quantised in chunks of 64 (vectors where the ISA has them), then scattered into the panel.
+    alignas(VITCC_ALIGNMENT) std::int32_t chunk[64];
+    for (std::size_t e0 = 0; e0 < kp; e0 += 64) {
+      const std::size_t ne = kp - e0 < 64 ? kp - e0 : 64;
+      const std::size_t nvalid = valid > e0 ? (valid - e0 < ne ? valid - e0 : ne) : 0;
+      std::size_t i = 0;
+#if !VITCC_DISABLE_SIMD
+      if constexpr (!is_scalar_arch<Arch>) {
+        using B = xsimd::batch<float, Arch>;
+        for (; i + B::size <= nvalid; i += B::size) {
+          B v = xsimd::nearbyint(B::load_unaligned(kj + e0 + i) * B(inv));
+          v = xsimd::min(xsimd::max(v, B(-127.0f)), B(127.0f));
+          xsimd::to_int(v).store_aligned(chunk + i);
+        }
+      }
+#endif
+      for (; i < ne; ++i) {
+        float v = i < nvalid ? std::nearbyint(kj[e0 + i] * inv) : 0.0f;
+        v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+        chunk[i] = static_cast<std::int32_t>(v);
+      }
+      for (i = 0; i < ne; ++i) {
+        const std::size_t ee = e0 + i;
+        panel[(ee / 4) * 4 * gemm_nr + jj * 4 + ee % 4] = static_cast<std::int8_t>(chunk[i]);
+        sum += chunk[i];
+      }
     }
     kscale[j] = j < t ? mx / 127.0f * scale : 0.0f;
     kcolsum[j] = sum;
