@@ -2,6 +2,8 @@
 //   peak/fp32_fma              the single-core fp32 FMA peak every fp32 %peak below refers to
 //   peak/bf16_fma              the same FMA with the bf16 kernel's widening of B (bf16's own peak)
 //   peak/int8_dot              the int8 GEMM's dot-product instruction (vpdpbusd / sdot): int8's peak
+//   peak/bf16_dot              AVX512-BF16 vdpbf16ps chains (where the CPU has it): what a bf16
+//                              dot-product kernel could reach, against peak/fp32_fma
 //   gemm/M/K/N/threads         C = A B with a packed B: M tokens (197 = 224 px /16, 257 = 224 px /14,
 //                              1370 = 518 px /14) x the (K, N) of qkv, proj, fc1, fc2 for ViT-Ti/S/B
 //   gemm_bf16/..., gemm_int8/  the same products on bf16 and int8 weights (ViT-S/B shapes, M 197 and
@@ -190,6 +192,8 @@ void register_all() {
   const double min_time = 0.2;
   benchmark::RegisterBenchmark("peak/fp32_fma", peak<vb::fma_chains_flops>)->UseManualTime()->Iterations(10);
   benchmark::RegisterBenchmark("peak/bf16_fma", peak<vb::bf16_fma_chains_flops>)->UseManualTime()->Iterations(10);
+  if (vb::bf16_dot_chains_flops(0.001) > 0)
+    benchmark::RegisterBenchmark("peak/bf16_dot", peak<vb::bf16_dot_chains_flops>)->UseManualTime()->Iterations(10);
   if (vb::int8_dot_chains_ops(0.001) > 0)
     benchmark::RegisterBenchmark("peak/int8_dot", peak<vb::int8_dot_chains_ops>)->UseManualTime()->Iterations(10);
 
