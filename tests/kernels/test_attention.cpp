@@ -1,6 +1,7 @@
 #include <vitcc/kernels/attention.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernel_test_support.hpp"
@@ -206,6 +207,38 @@ TEST_CASE_TEMPLATE_DEFINE("attention, int8 scores: lengths, head sizes, ViT size
   run_case_q8<Arch>(AttnCase{1370, 1, 64, 1.0f, 0}, 113); // DINOv2-S/14 at 518, one head
 }
 TEST_CASE_TEMPLATE_APPLY(attn_q8, vitcc::test::kernel_archs);
+
+// The claim of kernels/attention.hpp: every path computes the same int8 scores, bit for bit (exact
+// int32 sums, the same two float products), here each SIMD path against the scalar one, from packs
+// each path made itself (VNNI stores q offset by 128).
+template <class Arch>
+std::vector<float> q8_scores(std::size_t t, std::size_t hd, const AttnRun& r, std::size_t heads) {
+  Buffer pack(attention_q8_qk_floats(t, hd));
+  std::vector<float> s(t * t);
+  detail::attention_pack_q8<Arch>(t, heads, hd, r.scale, r.qkv.data(), r.ld_qkv, 1, pack.data());
+  const detail::AttentionQ8 view = detail::attention_q8_view(pack.data(), t, hd);
+  for (std::size_t i0 = 0; i0 < t; i0 += 5) {  // odd row blocks, all keys from j0 = 0
+    const std::size_t nq = t - i0 < 5 ? t - i0 : 5;
+    detail::attention_scores_q8<Arch>(view, hd, i0, nq, 0, t, s.data() + i0 * t, t);
+  }
+  CHECK(pack.guard_intact());
+  return s;
+}
+
+TEST_CASE_TEMPLATE_DEFINE("attention, int8 scores: every path gives the scalar path's bits", Arch, attn_q8_bits) {
+  for (std::size_t t : {17, 197})
+    for (std::size_t hd : {7, 64}) {
+      CAPTURE(t);
+      CAPTURE(hd);
+      const AttnRun r = make_inputs(AttnCase{t, 2, hd, 1.0f, 0}, 7 * t + hd);
+      const std::vector<float> want = q8_scores<vitcc::scalar_arch>(t, hd, r, 2);
+      const std::vector<float> got = q8_scores<Arch>(t, hd, r, 2);
+      std::size_t differ = 0;
+      for (std::size_t i = 0; i < want.size(); ++i) differ += std::memcmp(&want[i], &got[i], sizeof(float)) != 0;
+      CHECK(differ == 0);
+    }
+}
+TEST_CASE_TEMPLATE_APPLY(attn_q8_bits, vitcc::test::kernel_archs);
 
 TEST_CASE("attention_scratch_floats at int8 covers the int8 pack, a block and the scalar row") {
   using vitcc::Precision;

@@ -137,7 +137,9 @@ void attention_case() {
   check_split(serial, T * D, [&](const Executor* ex, Buffer& got) {
     Buffer scratch(vitcc::kernels::attention_scratch_floats(T, HD, Heads, vitcc::worker_count(ex), P));
     vitcc::kernels::attention<Arch, P>(T, Heads, HD, 0.125f, qkv.data(), 3 * D, got.data(), D, scratch.data(), ex);
+    CHECK(scratch.guard_intact());  // the threaded scratch size covers every head's pack and worker
   });
+  CHECK(scratch1.guard_intact());
 }
 
 TEST_CASE_TEMPLATE_DEFINE("split invariance: attention", Arch, attention_split) {

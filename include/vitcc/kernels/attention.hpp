@@ -6,7 +6,9 @@
 //        q of head h at columns h*head_dim.., k at d + h*head_dim.., v at 2d + h*head_dim...
 //   out: [t, d] row-major (ld_out); head h is written to columns h*head_dim...
 //        out_h = softmax(scale * q_h k_h^T) v_h.
-//   scratch: 64-byte aligned, attention_scratch_floats(t, head_dim) floats. Any t and head_dim >= 1.
+//   scratch: 64-byte aligned, attention_scratch_floats(t, head_dim, P) floats (P the model's precision;
+//            the threaded overload: attention_scratch_floats(t, head_dim, heads, workers, P)).
+//            Any t and head_dim >= 1.
 //
 // Algorithm, per head:
 //   1. Pack the head once: K_h^T * scale in the GEMM's packed-B layout (16-key panels of head_dim rows)
@@ -110,7 +112,7 @@ inline AttentionQ8 attention_q8_view(const void* pack, std::size_t t, std::size_
 }
 
 // Quantises Q_h (the GEMM's own A quantisation) and K_h (per key, into packed B columns) of head h.
-// K is data movement plus one max per key, t * head_dim per head: plain scalar code.
+// K: one max per key, its values quantised a vector at a time, then scattered into the panel.
 template <class Arch>
 void attention_pack_q8(std::size_t t, std::size_t heads, std::size_t head_dim, float scale, const float* qkv,
                        std::size_t ld_qkv, std::size_t h, void* pack) noexcept {
@@ -123,8 +125,8 @@ void attention_pack_q8(std::size_t t, std::size_t heads, std::size_t head_dim, f
   for (std::size_t j = 0; j < tp; ++j) {
     std::int8_t* panel = kq + j / gemm_nr * kp * gemm_nr;
     const std::size_t jj = j % gemm_nr;
-    const float* kj = k + j * ld_qkv;
-    const std::size_t valid = j < t ? head_dim : 0;  // padding keys are all zero
+    const float* kj = k + (j < t ? j : 0) * ld_qkv;  // padding keys (j >= t) read nothing
+    const std::size_t valid = j < t ? head_dim : 0;  // and are all zero
     float mx = 0.0f;
     std::size_t e = 0;
 #if !VITCC_DISABLE_SIMD
@@ -141,7 +143,7 @@ void attention_pack_q8(std::size_t t, std::size_t heads, std::size_t head_dim, f
       const float a = std::fabs(kj[e]);
       mx = a > mx ? a : mx;  // not std::fmax: its NaN rule made it a library call per element
     }
-    const float inv = mx > 0.0f ? 127.0f / mx : 0.0f;
+    const float inv = q8_inverse_scale(mx);
     std::int32_t sum = 0;
     // Quantised in chunks of 64 (vectors where the ISA has them), then scattered into the panel.
     alignas(VITCC_ALIGNMENT) std::int32_t chunk[64];
@@ -161,8 +163,7 @@ void attention_pack_q8(std::size_t t, std::size_t heads, std::size_t head_dim, f
 #endif
       for (; i < ne; ++i) {
         float v = i < nvalid ? std::nearbyint(kj[e0 + i] * inv) : 0.0f;
-        v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
-        chunk[i] = static_cast<std::int32_t>(v);
+        chunk[i] = static_cast<std::int32_t>(q8_clamp(v));
       }
       for (i = 0; i < ne; ++i) {
         const std::size_t ee = e0 + i;

@@ -77,6 +77,16 @@ constexpr std::size_t q8_scratch_bytes(std::size_t m, std::size_t k) noexcept {
   return (m * q8_kp(k) + alignment - 1) / alignment * alignment + (m * sizeof(float) + alignment - 1) / alignment * alignment;
 }
 
+// 127 / max|row|, or 0 when that is not finite (an all-zero row, or a max so small that its inverse
+// overflows): such a row quantises to zeros instead of to inf * 0 = NaN.
+inline float q8_inverse_scale(float mx) noexcept {
+  const float inv = mx > 0.0f ? 127.0f / mx : 0.0f;
+  return inv <= 3.4e38f ? inv : 0.0f;
+}
+// A rounded value clamped to [-127, 127]; NaN (from a NaN input) becomes -127, as the SIMD clamps
+// make it, rather than an undefined float-to-int conversion.
+inline float q8_clamp(float v) noexcept { return v >= -127.0f ? (v <= 127.0f ? v : 127.0f) : -127.0f; }
+
 // An int8 weight as the kernels read it.
 struct Q8Weight {
   const std::int8_t* w = nullptr;        // gemm_b16_k4
@@ -92,11 +102,10 @@ inline void pack_b_q8(const float* packed, std::size_t k, std::size_t n, std::in
     const std::size_t p = col / gemm_nr, jj = col % gemm_nr;
     float mx = 0.0f;
     for (std::size_t kk = 0; kk < k; ++kk) mx = std::fmax(mx, std::fabs(packed[p * k * gemm_nr + kk * gemm_nr + jj]));
-    const float s = mx / 127.0f, inv = mx > 0.0f ? 127.0f / mx : 0.0f;
+    const float s = mx / 127.0f, inv = q8_inverse_scale(mx);
     std::int32_t sum = 0;
     for (std::size_t kk = 0; kk < kp; ++kk) {
-      float q = kk < k ? std::nearbyint(packed[p * k * gemm_nr + kk * gemm_nr + jj] * inv) : 0.0f;
-      q = q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q;
+      const float q = q8_clamp(kk < k ? std::nearbyint(packed[p * k * gemm_nr + kk * gemm_nr + jj] * inv) : 0.0f);
       w[p * kp * gemm_nr + (kk / 4) * 4 * gemm_nr + jj * 4 + kk % 4] = static_cast<std::int8_t>(q);
       sum += static_cast<std::int32_t>(q);
     }
@@ -165,7 +174,7 @@ void q8_quantize_rows(std::size_t r0, std::size_t r1, std::size_t m, std::size_t
 #endif
     for (; j < k; ++j) mx = std::fmax(mx, std::fabs(ar[j]));
     sa[i] = mx / 127.0f;
-    const float inv = mx > 0.0f ? 127.0f / mx : 0.0f;
+    const float inv = q8_inverse_scale(mx);
     j = 0;
 #if !VITCC_DISABLE_SIMD && (defined(__x86_64__) || defined(__i386__))
     if constexpr (q8_path<Arch>() == Q8Path::vnni512) {
@@ -188,8 +197,7 @@ void q8_quantize_rows(std::size_t r0, std::size_t r1, std::size_t m, std::size_t
     }
 #endif
     for (; j < k; ++j) {
-      float v = std::nearbyint(ar[j] * inv);
-      v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+      const float v = q8_clamp(std::nearbyint(ar[j] * inv));
       qr[j] = static_cast<std::uint8_t>(static_cast<std::int32_t>(v) + offset);
     }
     for (; j < kp; ++j) qr[j] = offset;  // the value 0
