@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # vitcc-pack reads its blob back from the file system before putting it in place, and refuses bytes
 # that do not verify (BlobView::open, checksum included). The test hook VITCC_TEST_CORRUPT_WRITTEN
-# flips one byte of the written temporary file, as a bad disk or a full file system would:
+# flips one byte of the written temporary file, as a faulty write path would (the read-back comes from the page cache, so it does not model a disk that corrupts stored data):
 #   1. into an empty folder: one error line naming the blob, and nothing of the model is left
 #      (no blob, header, NAME.json or temporary);
 #   2. over an existing set: that set stays as it was, byte for byte.

@@ -377,7 +377,13 @@ void write_file_atomically(const std::string& path, const void* bytes, std::size
       }
       if (cfd >= 0) ::close(cfd);
     }
-    std::vector<unsigned char> back(size);
+    std::vector<unsigned char> back;
+    try {
+      back.resize(size);
+    } catch (...) {  // no memory for the copy: leave no temporary file behind
+      ::unlink(tmp.c_str());
+      throw PackError(path + ": no memory to read the written file back (" + std::to_string(size) + " bytes)");
+    }
     const int rfd = ::open(tmp.c_str(), O_RDONLY);
     std::size_t got = 0;
     while (rfd >= 0 && got < size) {
@@ -398,6 +404,9 @@ void write_file_atomically(const std::string& path, const void* bytes, std::size
     } catch (const PackError& e) {
       ::unlink(tmp.c_str());
       throw PackError(path + ": the written file does not verify, not put in place: " + e.what());
+    } catch (...) {
+      ::unlink(tmp.c_str());
+      throw;
     }
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {

@@ -61,8 +61,10 @@ std::vector<unsigned char> serialize_blob(const std::vector<BlobTensor>& tensors
 
 // Writes `bytes` to `path` via a temporary file in the same folder and a rename, so that a reader
 // (or a crash) never sees a half-written file. With `verify`, the temporary file is read back once
-// it is synced and `verify` runs on what the file system holds (throwing PackError to refuse it)
-// before the rename: a file that does not verify is removed and never takes PATH's name.
+// it is synced and `verify` runs on the bytes read back (throwing PackError to refuse it) before the
+// rename: a file that does not verify is removed and never takes PATH's name. The read comes from
+// the page cache, so this catches the serialisation and write path (short writes, a full disk, a
+// wrong size), not a disk that corrupts what it later stores.
 // Test hook (tests/hardening/pack_verify_written.sh): VITCC_TEST_CORRUPT_WRITTEN=SUFFIX flips one
 // byte of every verified file whose path ends in SUFFIX before it is read back.
 using WrittenCheck = std::function<void(const unsigned char* bytes, std::size_t size)>;

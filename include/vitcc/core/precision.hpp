@@ -4,7 +4,8 @@
 //   bf16  bfloat16 weights (rounded to nearest even), float32 arithmetic: half the weight bytes
 //   int8  int8 weights, symmetric, one float32 scale per output channel; activations quantised per
 //         row (per token) as the GEMM packs them; int32 accumulation; float32 epilogue
-// LayerNorm, softmax, GELU and the attention products stay float32 at every precision.
+// LayerNorm, softmax, GELU and attention's P.v stay float32 at every precision; int8 ViT models
+// compute the attention scores q.k^T from int8 q and k (kernels/attention.hpp).
 #pragma once
 #include <cstdint>
 #include <type_traits>
