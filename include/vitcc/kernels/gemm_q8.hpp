@@ -3,8 +3,10 @@
 //
 // Contract
 //   A:  M x K float32 row-major (lda). Quantised here, per row (per token): sa_i = max_k |A_ik| / 127,
-//       Aq_ik = round_to_nearest_even(A_ik / sa_i), in [-127, 127] (all zero for a zero row). This is
-//       the GEMM's packing of its A operand: A is read once, into q8 scratch.
+//       Aq_ik = round_to_nearest_even(A_ik * (127 / max_k |A_ik|)) in float32 (multiplied by the
+//       inverse, not divided by sa_i: the two can differ at ties), in [-127, 127] (all zero for a
+//       zero row, or one whose inverse overflows). This is the GEMM's packing of its A operand: A is
+//       read once, into q8 scratch.
 //   Wq: the [K, N] weight as int8, symmetric per output column (sw_n = max_k |W_kn| / 127, from the
 //       packer), in the blob layout gemm_b16_k4: panels of 16 columns, K/4 rows of 16 quads, element
 //       (k, n) of panel p at p * Kp * 16 + (k / 4) * 64 + (n % 16) * 4 + k % 4, Kp = K rounded up to 4,
