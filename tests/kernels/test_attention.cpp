@@ -12,6 +12,21 @@ using vitcc::test::Rng;
 
 namespace {
 
+// Head h's rows of out = softmax(s) V_h, s the t x t scores (overwritten), in double.
+void softmax_times_v(std::size_t t, std::size_t d, std::size_t h, std::size_t hd, std::vector<double>& s,
+                     const float* qkv, std::size_t ld_qkv, std::vector<double>& out) {
+  for (std::size_t i = 0; i < t; ++i) {
+    double mx = -INFINITY, sum = 0;
+    for (std::size_t j = 0; j < t; ++j) mx = std::fmax(mx, s[i * t + j]);
+    for (std::size_t j = 0; j < t; ++j) sum += (s[i * t + j] = std::exp(s[i * t + j] - mx));
+    for (std::size_t e = 0; e < hd; ++e) {
+      double acc = 0;
+      for (std::size_t j = 0; j < t; ++j) acc += s[i * t + j] * qkv[j * ld_qkv + 2 * d + h * hd + e];
+      out[i * d + h * hd + e] = acc / sum;
+    }
+  }
+}
+
 // The definition, with the whole t x t matrix per head, in double.
 std::vector<double> naive_attention(std::size_t t, std::size_t heads, std::size_t hd, float scale,
                                     const float* qkv, std::size_t ld_qkv) {
@@ -25,16 +40,7 @@ std::vector<double> naive_attention(std::size_t t, std::size_t heads, std::size_
           dot += double(qkv[i * ld_qkv + h * hd + e]) * qkv[j * ld_qkv + d + h * hd + e];
         s[i * t + j] = dot * scale;
       }
-    for (std::size_t i = 0; i < t; ++i) {
-      double mx = -INFINITY, sum = 0;
-      for (std::size_t j = 0; j < t; ++j) mx = std::fmax(mx, s[i * t + j]);
-      for (std::size_t j = 0; j < t; ++j) sum += (s[i * t + j] = std::exp(s[i * t + j] - mx));
-      for (std::size_t e = 0; e < hd; ++e) {
-        double acc = 0;
-        for (std::size_t j = 0; j < t; ++j) acc += s[i * t + j] * qkv[j * ld_qkv + 2 * d + h * hd + e];
-        out[i * d + h * hd + e] = acc / sum;
-      }
-    }
+    softmax_times_v(t, d, h, hd, s, qkv, ld_qkv, out);
   }
   return out;
 }
@@ -67,16 +73,7 @@ std::vector<double> naive_attention_q8(std::size_t t, std::size_t heads, std::si
         s[i * t + j] = double(dot) * sq * sk[j] * scale;
       }
     }
-    for (std::size_t i = 0; i < t; ++i) {
-      double mx = -INFINITY, sum = 0;
-      for (std::size_t j = 0; j < t; ++j) mx = std::fmax(mx, s[i * t + j]);
-      for (std::size_t j = 0; j < t; ++j) sum += (s[i * t + j] = std::exp(s[i * t + j] - mx));
-      for (std::size_t e = 0; e < hd; ++e) {
-        double acc = 0;
-        for (std::size_t j = 0; j < t; ++j) acc += s[i * t + j] * qkv[j * ld_qkv + 2 * d + h * hd + e];
-        out[i * d + h * hd + e] = acc / sum;
-      }
-    }
+    softmax_times_v(t, d, h, hd, s, qkv, ld_qkv, out);
   }
   return out;
 }

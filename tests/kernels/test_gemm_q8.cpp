@@ -157,8 +157,8 @@ void run_case(const Case& g, std::uint64_t seed) {
     if (g.residual) ep.add = cd.data();
     detail::q8_quantize_rows<Arch>(0, g.m, g.m, g.k, a.data(), g.k, scratch.data());
     const detail::Q8A qa = detail::q8_a(scratch.data(), g.m, g.k);
-    detail::q8_sdot_panels<6>(g.m, g.n, q8_kp(g.k), reinterpret_cast<const std::int8_t*>(qa.q), qa.sa, q, cd.data(),
-                              g.n, ep);
+    detail::q8_neon_panels<6>(g.m, g.n, q8_kp(g.k), reinterpret_cast<const std::int8_t*>(qa.q), qa.sa, q, cd.data(),
+                              g.n, ep, detail::q8_sdot_tile<6>);
     bool same_as_sdot = true;
     for (std::size_t i = 0; i < g.m * g.n; ++i) same_as_sdot = same_as_sdot && std::memcmp(&c[i], &cd[i], 4) == 0;
     CHECK(same_as_sdot);

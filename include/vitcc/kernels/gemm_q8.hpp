@@ -398,6 +398,22 @@ VITCC_ALWAYS_INLINE void q8_neon_store(int32x4_t acc, float sa_i, const float* s
   const float32x4_t x = vmulq_f32(vcvtq_f32_s32(acc), vmulq_n_f32(vld1q_f32(sw), sa_i));
   gemm_store_batch<xsimd::neon64>(B(x), cols, bias, act, add, c);
 }
+
+// The NEON int8 drivers: panels of 16 columns, MR-row tiles of the path's kernel `tile` (q8_sdot_tile
+// or q8_smmla_tile, same signature).
+template <std::size_t MR, class Tile>
+void q8_neon_panels(std::size_t m, std::size_t n, std::size_t kp, const std::int8_t* aq, const float* sa,
+                    const Q8Weight& w, float* c, std::size_t ldc, const GemmEpilogue& ep, Tile tile) noexcept {
+  for (std::size_t col0 = 0; col0 < n; col0 += gemm_nr) {
+    const std::int8_t* panel = w.w + col0 / gemm_nr * kp * gemm_nr;
+    const std::size_t nv = n - col0 < gemm_nr ? n - col0 : gemm_nr;
+    for (std::size_t i0 = 0; i0 < m; i0 += MR) {
+      const std::size_t mv = m - i0 < MR ? m - i0 : MR;
+      tile(mv, nv, kp, aq + i0 * kp, sa + i0, panel, w.scale + col0, c + i0 * ldc + col0, ldc,
+           ep.bias ? ep.bias + col0 : nullptr, ep.act, ep.add ? ep.add + i0 * ep.ld_add + col0 : nullptr, ep.ld_add);
+    }
+  }
+}
 #endif
 
 #if VITCC_Q8_SDOT
@@ -446,20 +462,6 @@ void q8_sdot_tile(std::size_t mv, std::size_t nv, std::size_t kp, const std::int
   }
 }
 
-template <std::size_t MR>
-void q8_sdot_panels(std::size_t m, std::size_t n, std::size_t kp, const std::int8_t* aq, const float* sa,
-                    const Q8Weight& w, float* c, std::size_t ldc, const GemmEpilogue& ep) noexcept {
-  for (std::size_t col0 = 0; col0 < n; col0 += gemm_nr) {
-    const std::int8_t* panel = w.w + col0 / gemm_nr * kp * gemm_nr;
-    const std::size_t nv = n - col0 < gemm_nr ? n - col0 : gemm_nr;
-    for (std::size_t i0 = 0; i0 < m; i0 += MR) {
-      const std::size_t mv = m - i0 < MR ? m - i0 : MR;
-      q8_sdot_tile<MR>(mv, nv, kp, aq + i0 * kp, sa + i0, panel, w.scale + col0, c + i0 * ldc + col0, ldc,
-                       ep.bias ? ep.bias + col0 : nullptr, ep.act, ep.add ? ep.add + i0 * ep.ld_add + col0 : nullptr,
-                       ep.ld_add);
-    }
-  }
-}
 #endif
 
 #if VITCC_Q8_SMMLA
@@ -539,20 +541,6 @@ void q8_smmla_tile(std::size_t mv, std::size_t nv, std::size_t kp, const std::in
   }
 }
 
-template <std::size_t MR>
-void q8_smmla_panels(std::size_t m, std::size_t n, std::size_t kp, const std::int8_t* aq, const float* sa,
-                     const Q8Weight& w, float* c, std::size_t ldc, const GemmEpilogue& ep) noexcept {
-  for (std::size_t col0 = 0; col0 < n; col0 += gemm_nr) {
-    const std::int8_t* panel = w.w + col0 / gemm_nr * kp * gemm_nr;
-    const std::size_t nv = n - col0 < gemm_nr ? n - col0 : gemm_nr;
-    for (std::size_t i0 = 0; i0 < m; i0 += MR) {
-      const std::size_t mv = m - i0 < MR ? m - i0 : MR;
-      q8_smmla_tile<MR>(mv, nv, kp, aq + i0 * kp, sa + i0, panel, w.scale + col0, c + i0 * ldc + col0, ldc,
-                        ep.bias ? ep.bias + col0 : nullptr, ep.act, ep.add ? ep.add + i0 * ep.ld_add + col0 : nullptr,
-                        ep.ld_add);
-    }
-  }
-}
 #endif
 
 // The int8 GEMM over quantised A (rows kp bytes apart, scales sa): row blocks of A for L2, column
@@ -566,11 +554,11 @@ void q8_panels(std::size_t m, std::size_t n, std::size_t kp, const std::uint8_t*
     q8_scalar_panels(m, n, kp, reinterpret_cast<const std::int8_t*>(aq), sa, w, c, ldc, ep);
   } else if constexpr (path == Q8Path::sdot) {
 #if VITCC_Q8_SDOT
-    q8_sdot_panels<6>(m, n, kp, reinterpret_cast<const std::int8_t*>(aq), sa, w, c, ldc, ep);
+    q8_neon_panels<6>(m, n, kp, reinterpret_cast<const std::int8_t*>(aq), sa, w, c, ldc, ep, q8_sdot_tile<6>);
 #endif
   } else if constexpr (path == Q8Path::smmla) {
 #if VITCC_Q8_SMMLA
-    q8_smmla_panels<6>(m, n, kp, reinterpret_cast<const std::int8_t*>(aq), sa, w, c, ldc, ep);
+    q8_neon_panels<6>(m, n, kp, reinterpret_cast<const std::int8_t*>(aq), sa, w, c, ldc, ep, q8_smmla_tile<6>);
 #endif
   } else {
 #if !VITCC_DISABLE_SIMD && (defined(__x86_64__) || defined(__i386__))
