@@ -223,8 +223,11 @@ inline double peak_flops_1core(Precision p = Precision::fp32) {
         return best;
       }(),
       [] {
+        // bf16's own peak is that of the instruction its GEMM multiplies with: vdpbf16ps where the
+        // build selects it (VITCC_BF16_DOT), else the FMA with the widening of B.
+        const bool dot = kernels::detail::bf16_path<Arch>() == kernels::detail::Bf16Path::avx512;
         double best = 0;
-        for (int i = 0; i < 5; ++i) best = std::max(best, bf16_fma_chains_flops(0.05));
+        for (int i = 0; i < 5; ++i) best = std::max(best, dot ? bf16_dot_chains_flops(0.05) : bf16_fma_chains_flops(0.05));
         return best;
       }(),
       [] {

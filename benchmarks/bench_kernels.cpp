@@ -7,7 +7,8 @@
 //   gemm/M/K/N/threads         C = A B with a packed B: M tokens (197 = 224 px /16, 257 = 224 px /14,
 //                              1370 = 518 px /14) x the (K, N) of qkv, proj, fc1, fc2 for ViT-Ti/S/B
 //   gemm_bf16/..., gemm_int8/  the same products on bf16 and int8 weights (ViT-S/B shapes, M 197 and
-//                              1370); %peak of their own precision's peak
+//                              1370); %peak of their own precision's peak (bf16 built with
+//                              VITCC_BF16_DOT on AVX512-BF16: peak/bf16_dot)
 //   attention/T/D/heads/thr    fused softmax(q k^T) v, per head (heads = 1) and whole layers
 //   patch_embed/...            the patch-embedding conv as gathered GEMM
 //   layer_norm/rows/d, gelu/n  memory-bound: GB/s and elements/s, not FLOPs
@@ -263,9 +264,12 @@ void register_all() {
 int main(int argc, char** argv) {
   register_all();
   benchmark::Initialize(&argc, argv);
-  std::printf("vitcc kernels, arch %s, measured peaks of one core: fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s, "
+  const bool bf16_dot = vitcc::kernels::detail::bf16_path<Arch>() == vitcc::kernels::detail::Bf16Path::avx512;
+  std::printf("vitcc kernels, arch %s, measured peaks of one core: fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s (%s), "
               "int8 %.1f GOP/s\n", Arch::name(), vb::peak_flops_1core() * 1e-9,
-              vb::peak_flops_1core(vitcc::Precision::bf16) * 1e-9, vb::peak_flops_1core(vitcc::Precision::int8) * 1e-9);
+              vb::peak_flops_1core(vitcc::Precision::bf16) * 1e-9,
+              bf16_dot ? "vdpbf16ps, VITCC_BF16_DOT" : "fp32 FMA on widened bf16 weights",
+              vb::peak_flops_1core(vitcc::Precision::int8) * 1e-9);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -7,11 +7,13 @@
 #define VITCC_DISABLE_SIMD 0
 #endif
 
-// bfloat16 weights on AArch64 targets with FEAT_BF16 (__ARM_FEATURE_BF16_VECTOR_ARITHMETIC, e.g.
-// -march=armv8.6-a or +bf16): 0 (default) keeps float32 arithmetic, the weights widened as they are
-// loaded, as on every other target; 1 multiplies with BFMMLA and 2 with BFDOT, which also round the
-// activations to bfloat16 and accumulate with round-to-odd (docs/PRECISION.md: why this is opt-in).
-// Ignored where the target lacks FEAT_BF16.
+// bfloat16 weights with bfloat16 dot products. 0 (default) keeps float32 arithmetic, the weights
+// widened as they are loaded, on every target. Non-zero rounds the activations to bfloat16 too and
+// multiplies with the target's bf16 dot product: on AArch64 with FEAT_BF16
+// (__ARM_FEATURE_BF16_VECTOR_ARITHMETIC, e.g. -march=armv8.6-a or +bf16) 1 selects BFMMLA and 2 BFDOT
+// (round-to-odd accumulation); on x86 with AVX512-BF16 (__AVX512BF16__) any non-zero value selects
+// vdpbf16ps (round to nearest even). docs/PRECISION.md has the speed and accuracy measured and why
+// this is opt-in. Ignored where the target has neither.
 #ifndef VITCC_BF16_DOT
 #define VITCC_BF16_DOT 0
 #endif

@@ -15,11 +15,12 @@
 // and not stored. The tile is chosen from the register file of the architecture (gemm_tile below).
 //
 // bfloat16 weights (pack_b_bf16, layout gemm_b16_k2: pairs of k per column) are multiplied in float32
-// on every target, widened as they are loaded. On AArch64 with FEAT_BF16 two more paths exist, opt-in
-// through VITCC_BF16_DOT (core/config.hpp): BFMMLA (1; 6 rows x 16 columns as 2 x 2 blocks) and BFDOT
-// (2; 4 x 16). Both round A to bfloat16 as they read it and accumulate with the instructions'
-// round-to-odd, so they change the numerics (docs/PRECISION.md has the measurements and why they
-// are not the default); they give each other's bits.
+// on every target, widened as they are loaded. Dot-product paths exist, opt-in through
+// VITCC_BF16_DOT (core/config.hpp): on AArch64 with FEAT_BF16, BFMMLA (1; 6 rows x 16 columns as
+// 2 x 2 blocks) and BFDOT (2; 4 x 16), which accumulate with round-to-odd and give each other's bits;
+// on x86 with AVX512-BF16, vdpbf16ps (8 x 48, as the int8 VNNI tile; round to nearest even). All of
+// them round A to bfloat16 as well, so they change the numerics (docs/PRECISION.md has the
+// measurements and why they are not the default).
 //
 // The driver cuts A into row blocks that fit in L2 (all of A for 197 tokens at K = 384), and within a
 // block walks column tiles outermost, so one K x (NP * 16) sliver of B (72 KB at K = 384) stays in
@@ -46,19 +47,32 @@
 #else
 #define VITCC_BF16_NEON 0
 #endif
+// ... and AVX512-BF16's vdpbf16ps on x86 targets that have it (-march=native on AMD Zen 4 / Zen 5,
+// Intel Cooper Lake, Sapphire Rapids and later), under the same opt-in.
+#if !VITCC_DISABLE_SIMD && (defined(__x86_64__) || defined(__i386__)) && defined(__AVX512BF16__) && \
+    defined(__AVX512F__)
+#include <immintrin.h>
+#define VITCC_BF16_AVX512 1
+#else
+#define VITCC_BF16_AVX512 0
+#endif
 
 namespace vitcc::kernels {
 
 namespace detail {
 // How the GEMM multiplies bfloat16 weights on Arch: float32 arithmetic (every target by default),
 // or bfloat16 x bfloat16 dot products (AArch64 with FEAT_BF16 and VITCC_BF16_DOT = 1 or 2).
-enum class Bf16Path { fp32, bfmmla, bfdot };
+// or AVX512-BF16's vdpbf16ps (x86 with AVX512-BF16 and any non-zero VITCC_BF16_DOT).
+enum class Bf16Path { fp32, bfmmla, bfdot, avx512 };
 template <class Arch>
 constexpr Bf16Path bf16_path() noexcept {
 #if VITCC_BF16_NEON && VITCC_BF16_DOT == 1
   if constexpr (std::is_base_of_v<xsimd::neon64, Arch>) return Bf16Path::bfmmla;
 #elif VITCC_BF16_NEON && VITCC_BF16_DOT == 2
   if constexpr (std::is_base_of_v<xsimd::neon64, Arch>) return Bf16Path::bfdot;
+#endif
+#if VITCC_BF16_AVX512 && VITCC_BF16_DOT != 0
+  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) return Bf16Path::avx512;
 #endif
   return Bf16Path::fp32;
 }
@@ -579,6 +593,115 @@ void gemm_bf16_neon_panels(std::size_t m, std::size_t n, std::size_t k, const fl
 }
 #endif
 
+#if VITCC_BF16_AVX512
+// ---- bfloat16 x bfloat16 on AVX512-BF16: vdpbf16ps ----
+// vdpbf16ps adds, per float32 lane, the products of a pair of bfloat16 (the odd element's, then the
+// even's), each addition rounded to nearest even with denormal inputs and results flushed to zero,
+// whatever MXCSR says. A gemm_b16_k2 pair row (16 columns x (k even, k odd)) is one zmm of B; A's
+// pair (k, k + 1) of a row, broadcast to every lane, is the other operand. A's floats become
+// bfloat16 (vcvtne2ps2bf16: nearest even) 32 k at a time, per row tile, into a 64-byte row of a
+// stack buffer whose words are then broadcast; a K tail is read with masked loads (zeros), so
+// nothing past a row of A is read.
+
+// One MR x (NP * 16) tile over the full K (as gemm_microkernel: rows past mv re-read the last valid
+// row and are not stored; columns past nv are B's zero padding and not stored).
+template <std::size_t MR, std::size_t NP>
+void gemm_bf16_avx512_tile(std::size_t mv, std::size_t nv, std::size_t k, const float* a, std::size_t lda,
+                           const std::uint16_t* b, std::size_t panel_stride, float* c, std::size_t ldc,
+                           const float* bias, Activation act, const float* add, std::size_t ld_add) noexcept {
+  const float* ar[MR];
+  VITCC_UNROLL
+  for (std::size_t i = 0; i < MR; ++i) ar[i] = a + (i < mv ? i : mv - 1) * lda;
+  __m512 acc[MR][NP];
+  VITCC_UNROLL
+  for (std::size_t i = 0; i < MR; ++i) {
+    VITCC_UNROLL
+    for (std::size_t p = 0; p < NP; ++p) acc[i][p] = _mm512_setzero_ps();
+  }
+  alignas(64) std::uint32_t apairs[MR][16];  // 16 pairs = 32 k of each row, as bfloat16
+  for (std::size_t k0 = 0; k0 < k; k0 += 32) {
+    const std::size_t kc = k - k0 < 32 ? k - k0 : 32;
+    const __mmask16 lo = kc >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << kc) - 1);
+    const __mmask16 hi = kc >= 32 ? __mmask16(0xFFFF) : kc > 16 ? __mmask16((1u << (kc - 16)) - 1) : __mmask16(0);
+    VITCC_UNROLL
+    for (std::size_t i = 0; i < MR; ++i) {
+      const __m512 x0 = _mm512_maskz_loadu_ps(lo, ar[i] + k0), x1 = _mm512_maskz_loadu_ps(hi, ar[i] + k0 + 16);
+      _mm512_store_si512(apairs[i], (__m512i)_mm512_cvtne2ps_pbh(x1, x0));  // element j: k0 + j
+    }
+    const std::size_t pairs = (kc + 1) / 2;
+    const std::uint16_t* rows = b + k0 * gemm_nr;  // pair row k0 / 2: 32 elements each
+    for (std::size_t q = 0; q < pairs; ++q) {
+      __m512i bv[NP];
+      VITCC_UNROLL
+      for (std::size_t p = 0; p < NP; ++p) {
+#if defined(__GNUC__) || defined(__clang__)
+        __builtin_prefetch(rows + p * panel_stride + (q + gemm_prefetch_rows) * 2 * gemm_nr);
+#endif
+        bv[p] = _mm512_loadu_si512(rows + p * panel_stride + q * 2 * gemm_nr);
+      }
+      VITCC_UNROLL
+      for (std::size_t i = 0; i < MR; ++i) {
+        const __m512i av = _mm512_set1_epi32(int(apairs[i][q]));
+        VITCC_UNROLL
+        for (std::size_t p = 0; p < NP; ++p) acc[i][p] = _mm512_dpbf16_ps(acc[i][p], (__m512bh)av, (__m512bh)bv[p]);
+      }
+    }
+  }
+  // As q8_vnni512_tile: the epilogue's run-time bounds read a copy, so acc stays in registers above.
+  alignas(64) float out[MR][NP][16];
+  VITCC_UNROLL
+  for (std::size_t i = 0; i < MR; ++i) {
+    VITCC_UNROLL
+    for (std::size_t p = 0; p < NP; ++p) _mm512_store_ps(out[i][p], acc[i][p]);
+  }
+  using B = xsimd::batch<float, xsimd::avx512f>;
+  for (std::size_t i = 0; i < MR; ++i) {
+    if (i >= mv) break;
+    for (std::size_t p = 0; p < NP; ++p) {
+      const std::size_t col = p * gemm_nr;
+      if (col >= nv) break;
+      gemm_store_batch<xsimd::avx512f>(B::load_aligned(out[i][p]), nv - col, bias ? bias + col : nullptr, act,
+                                       add ? add + i * ld_add + col : nullptr, c + i * ldc + col);
+    }
+  }
+}
+
+// The driver: row blocks of A for L2, column tiles of three panels inside, as gemm_panels.
+inline void gemm_bf16_avx512_panels(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
+                                    const std::uint16_t* packed_b, std::size_t panel_stride, float* c,
+                                    std::size_t ldc, const GemmEpilogue& ep) noexcept {
+  constexpr std::size_t MR = 8, NP = 3;
+  if (m == 0 || n == 0) return;
+  const std::size_t panels = (n + gemm_nr - 1) / gemm_nr;
+  const std::size_t target = gemm_a_block_floats / (k ? k : 1);
+  const std::size_t nblocks_raw = (m + (target > 0 ? target : 1) / 2) / (target > 0 ? target : 1);
+  const std::size_t nblocks = nblocks_raw > 0 ? nblocks_raw : 1;
+  const std::size_t tiles = (m + MR - 1) / MR;
+  const std::size_t mc = (tiles + nblocks - 1) / nblocks * MR;
+  for (std::size_t r0 = 0; r0 < m; r0 += mc) {
+    const std::size_t r1 = m - r0 < mc ? m : r0 + mc;
+    for (std::size_t p0 = 0; p0 < panels; p0 += NP) {
+      const std::size_t col0 = p0 * gemm_nr;
+      const std::size_t nv = n - col0 < NP * gemm_nr ? n - col0 : NP * gemm_nr;
+      const std::uint16_t* b = packed_b + p0 * panel_stride;
+      const float* bias = ep.bias ? ep.bias + col0 : nullptr;
+      for (std::size_t i0 = r0; i0 < r1; i0 += MR) {
+        const std::size_t mv = m - i0 < MR ? m - i0 : MR;
+        const float* add = ep.add ? ep.add + i0 * ep.ld_add + col0 : nullptr;
+        float* ct = c + i0 * ldc + col0;
+        const float* at = a + i0 * lda;
+        if (panels - p0 >= 3)
+          gemm_bf16_avx512_tile<MR, 3>(mv, nv, k, at, lda, b, panel_stride, ct, ldc, bias, ep.act, add, ep.ld_add);
+        else if (panels - p0 == 2)
+          gemm_bf16_avx512_tile<MR, 2>(mv, nv, k, at, lda, b, panel_stride, ct, ldc, bias, ep.act, add, ep.ld_add);
+        else
+          gemm_bf16_avx512_tile<MR, 1>(mv, nv, k, at, lda, b, panel_stride, ct, ldc, bias, ep.act, add, ep.ld_add);
+      }
+    }
+  }
+}
+#endif
+
 }  // namespace detail
 #endif
 
@@ -594,6 +717,12 @@ void gemm_strided(std::size_t m, std::size_t n, std::size_t k, const float* a, s
 #if VITCC_BF16_NEON
     if constexpr (std::is_same_v<Wt, std::uint16_t> && bf16_path<Arch>() != Bf16Path::fp32) {
       gemm_bf16_neon_panels<bf16_path<Arch>()>(m, n, k, a, lda, packed_b, panel_stride, c, ldc, ep);
+      return;
+    }
+#endif
+#if VITCC_BF16_AVX512
+    if constexpr (std::is_same_v<Wt, std::uint16_t> && bf16_path<Arch>() == Bf16Path::avx512) {
+      gemm_bf16_avx512_panels(m, n, k, a, lda, packed_b, panel_stride, c, ldc, ep);
       return;
     }
 #endif
