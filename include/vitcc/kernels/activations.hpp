@@ -33,13 +33,45 @@ inline float apply_activation_scalar(float x, Activation act) noexcept {
 #if !VITCC_DISABLE_SIMD
 namespace detail {
 
-// 1 + erf(z) == erfc(-z): written with erfc it keeps full relative precision on the negative side,
-// where 1 + erf(z) cancels (gelu(-4) would otherwise lose ~4 decimal digits).
+// GELU through erfc of a = |x| / sqrt(2), which keeps full relative precision on the negative side,
+// where 1 + erf(z) cancels (gelu(-4) would otherwise lose ~4 decimal digits): with h = x/2 erfc(a),
+// gelu(x) = h for x <= 0 and x - h for x > 0 (1 + erf(a) = 2 - erfc(a)).
+//
+// erfc(a) = t exp(P(t) - a^2), t = 1 / (1 + a/2), P of degree 9: a least-squares fit (Chebyshev
+// nodes, float64) of ln(erfc(a) / t) + a^2 over a in [0, 10.5], made for this kernel
+// (tools/export/fit_gelu.py); relative error 9e-8 with these float32 coefficients in exact
+// arithmetic. a is clamped to 10.5, where the exponential underflows to 0, so the far tails give
+// exactly x and -0. One path for every lane: xsimd::erfc branches per vector on the lanes' range
+// (mispredicted on real activations: 0.79 against 0.56 ns per element on a sorted ramp, AMD Zen 4)
+// and divides; this runs 0.76 ns on either, and takes an int8 ViT-S/16 from 33.7 to 32.8 ms there,
+// where GELU was ~9% of the time.
+template <class Arch>
+VITCC_ALWAYS_INLINE xsimd::batch<float, Arch> erfc_scaled_poly(const xsimd::batch<float, Arch>& t) noexcept {
+  using B = xsimd::batch<float, Arch>;
+  B p(0.1487911492586136f);
+  p = xsimd::fma(p, t, B(-0.70184725522995f));
+  p = xsimd::fma(p, t, B(1.2061694860458374f));
+  p = xsimd::fma(p, t, B(-0.7619841694831848f));
+  p = xsimd::fma(p, t, B(-0.02599468268454075f));
+  p = xsimd::fma(p, t, B(-0.027512092143297195f));
+  p = xsimd::fma(p, t, B(0.04436234384775162f));
+  p = xsimd::fma(p, t, B(0.38460636138916016f));
+  p = xsimd::fma(p, t, B(0.9988684058189392f));
+  return xsimd::fma(p, t, B(-1.2654595375061035f));
+}
+
 template <class Arch>
 VITCC_ALWAYS_INLINE xsimd::batch<float, Arch> gelu_erf(const xsimd::batch<float, Arch>& x) noexcept {
   using B = xsimd::batch<float, Arch>;
-  const B half_x = x * B(0.5f);
-  return half_x * xsimd::erfc(x * B(-0.70710678118654752440f));
+  const B a = xsimd::min(xsimd::abs(x) * B(0.70710678118654752440f), B(10.5f));
+  // t = 1 / d by the ISA's reciprocal estimate (AVX-512: 14 bits, AVX and SSE: 12; a division
+  // elsewhere) and one Newton step, ~4x cheaper than a division on AVX-512.
+  const B d = xsimd::fma(a, B(0.5f), B(1.0f));
+  const B r = xsimd::reciprocal(d);
+  const B t = r * xsimd::fnma(d, r, B(2.0f));
+  const B e = xsimd::exp(xsimd::fnma(a, a, erfc_scaled_poly<Arch>(t)));  // erfc(a) / t
+  const B h = (x * B(0.5f)) * (t * e);
+  return xsimd::select(x > B(0.0f), x - h, h);
 }
 
 template <class Arch>
