@@ -40,6 +40,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "vitcc/core/arch.hpp"
 #include "vitcc/core/config.hpp"
@@ -165,10 +166,13 @@ void attention_pack_q8(std::size_t t, std::size_t heads, std::size_t head_dim, f
         float v = i < nvalid ? std::nearbyint(kj[e0 + i] * inv) : 0.0f;
         chunk[i] = static_cast<std::int32_t>(q8_clamp(v));
       }
-      for (i = 0; i < ne; ++i) {
-        const std::size_t ee = e0 + i;
-        panel[(ee / 4) * 4 * gemm_nr + jj * 4 + ee % 4] = static_cast<std::int8_t>(chunk[i]);
-        sum += chunk[i];
+      // Four consecutive k of a key are one 32-bit word of the panel (gemm_b16_k4): a word per quad
+      // (e0 and ne are multiples of 4), not a byte per element with its own index arithmetic.
+      for (i = 0; i < ne; i += 4) {
+        const std::int8_t quad[4] = {static_cast<std::int8_t>(chunk[i]), static_cast<std::int8_t>(chunk[i + 1]),
+                                     static_cast<std::int8_t>(chunk[i + 2]), static_cast<std::int8_t>(chunk[i + 3])};
+        std::memcpy(panel + ((e0 + i) / 4) * 4 * gemm_nr + jj * 4, quad, 4);
+        sum += (chunk[i] + chunk[i + 1]) + (chunk[i + 2] + chunk[i + 3]);
       }
     }
     kscale[j] = j < t ? mx / 127.0f * scale : 0.0f;
@@ -296,6 +300,10 @@ void attention_pack_head(std::size_t t, std::size_t heads, std::size_t head_dim,
     const std::size_t cols = head_dim - e0 < gemm_nr ? head_dim - e0 : gemm_nr;
     for (std::size_t j = 0; j < t; ++j) {
       const float* vrow = v + j * ld_qkv + e0;
+      if (cols == gemm_nr) {  // a whole panel row (every head_dim a multiple of 16): one 64-byte copy
+        std::memcpy(dst + j * gemm_nr, vrow, gemm_nr * sizeof(float));
+        continue;
+      }
       for (std::size_t jj = 0; jj < gemm_nr; ++jj) dst[j * gemm_nr + jj] = jj < cols ? vrow[jj] : 0.0f;
     }
   }
