@@ -126,7 +126,7 @@ fixture set (one export per model, ImageNet-size inputs, random weights), packed
   grow with the model: every tensor lives in the workspace.
 - **compile**: one translation unit holding that model (its generated header, the library, a small
   main), compiled by \`$("$cxx" --version | head -n1)\` with \`$flags\` on this machine
-  ($(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); load average $load_at_start when the
+  ($(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo) (family $(awk -F': ' '/^cpu family/ {print $2; exit}' /proc/cpuinfo), model $(awk -F': ' '/^model\t/ {print $2; exit}' /proc/cpuinfo)); load average $load_at_start when the
   report started, $(cut -d' ' -f1-3 /proc/loadavg) when it ended): wall time and the compiler's peak
   resident memory (\`/usr/bin/time -v\`). The weights are not part of it.
 

@@ -366,6 +366,11 @@ def suite_section(res):
 
 def machine_info(build):
     cpu = sh("lscpu | sed -n 's/^Model name: *//p' | head -n1")
+    # Machines of one name differ (an "AMD EPYC" has been Zen 4 and Zen 5): family and model say which.
+    family = sh("lscpu | sed -n 's/^CPU family: *//p' | head -n1")
+    model = sh("lscpu | sed -n 's/^Model: *//p' | head -n1")
+    if family and model:
+        cpu = '%s (family %s, model %s)' % (cpu, family, model)
     flags = set(sh("grep -m1 '^flags' /proc/cpuinfo").split())
     peaks = measure_peaks(build)
     return {
