@@ -18,6 +18,13 @@
 #define VITCC_BF16_DOT 0
 #endif
 
+// int8 models' P.v product in bfloat16 with AVX512-BF16's vdpbf16ps (x86 with __AVX512BF16__):
+// 0 (default) keeps it in float32, 1 rounds P and V to bfloat16 (docs/PRECISION.md: speed and
+// accuracy measured, and why it is opt-in). Ignored elsewhere and at fp32 and bf16.
+#ifndef VITCC_BF16_PV
+#define VITCC_BF16_PV 0
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 #define VITCC_RESTRICT __restrict__
 #define VITCC_ALWAYS_INLINE inline __attribute__((always_inline))

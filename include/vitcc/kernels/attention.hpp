@@ -273,6 +273,18 @@ VITCC_ALWAYS_INLINE xsimd::batch<float, Arch> exp_nonpositive(xsimd::batch<float
   return p * xsimd::bitwise_cast<B>(e);
 }
 
+// Whether an int8 model's P.v runs in bfloat16 on Arch (VITCC_BF16_PV, core/config.hpp): P and V are
+// rounded to bfloat16 and multiplied with vdpbf16ps (gemm_bf16_avx512_panels), V packed as
+// gemm_b16_k2 pairs of keys.
+template <class Arch, Precision P>
+constexpr bool attention_pv_bf16() noexcept {
+#if VITCC_BF16_AVX512 && VITCC_BF16_PV
+  return P == Precision::int8 && std::is_base_of_v<xsimd::avx512f, Arch>;
+#else
+  return false;
+#endif
+}
+
 // Step 1: packed = [K_h^T * scale as packed B (head_dim x t) | V_h as packed B (t x head_dim)].
 // Data movement only, t * head_dim per head, so it is plain scalar code for every architecture.
 template <class Arch, Precision P = Precision::fp32>
@@ -294,6 +306,23 @@ void attention_pack_head(std::size_t t, std::size_t heads, std::size_t head_dim,
         for (std::size_t e = 0; e < head_dim; ++e) dst[e * gemm_nr + jj] = 0.0f;
       }
     }
+  }
+  if constexpr (attention_pv_bf16<Arch, P>()) {
+    // V_h as bfloat16 pairs of keys (gemm_b16_k2 with K = t keys rounded up to even, zero padded):
+    // key j, column c of panel p at p * tp2 * 16 + (j / 2) * 32 + c * 2 + j % 2. Half the floats of
+    // the float32 pack, so it fits where that goes.
+    auto* pv16 = reinterpret_cast<std::uint16_t*>(pv);
+    const std::size_t tp2 = (t + 1) / 2 * 2;
+    for (std::size_t e0 = 0; e0 < head_dim; e0 += gemm_nr) {
+      std::uint16_t* dst = pv16 + e0 * tp2;
+      const std::size_t cols = head_dim - e0 < gemm_nr ? head_dim - e0 : gemm_nr;
+      for (std::size_t j = 0; j < tp2; ++j) {
+        std::uint16_t* row = dst + (j / 2) * 2 * gemm_nr + j % 2;
+        const float* vrow = j < t ? v + j * ld_qkv + e0 : nullptr;
+        for (std::size_t jj = 0; jj < gemm_nr; ++jj) row[jj * 2] = vrow && jj < cols ? to_bf16(vrow[jj]) : std::uint16_t(0);
+      }
+    }
+    return;
   }
   for (std::size_t e0 = 0; e0 < head_dim; e0 += gemm_nr) {
     float* dst = pv + e0 * t;  // panel e0 / 16 starts at (e0 / 16) * t * 16
@@ -409,6 +438,14 @@ void attention_query_block(std::size_t t, std::size_t head_dim, const float* qkv
       ep.add = o;
       ep.ld_add = ld_out;
     }
+#if VITCC_BF16_AVX512
+    if constexpr (attention_pv_bf16<Arch, P>()) {
+      // Pair row j0 / 2 of the bfloat16 V (j0 is even); an odd last block reads the zero pad key.
+      gemm_bf16_avx512_panels(nq, head_dim, nk, s, BK, reinterpret_cast<const std::uint16_t*>(pv) + j0 * gemm_nr,
+                              (t + 1) / 2 * 2 * gemm_nr, o, ld_out, ep);
+      continue;
+    }
+#endif
     gemm_panels<Arch>(nq, head_dim, nk, s, BK, pv + j0 * gemm_nr, t * gemm_nr, o, ld_out, ep);
   }
 
