@@ -62,11 +62,15 @@ TEST_CASE_TEMPLATE_DEFINE("gelu_erf: every length, the whole useful range", Arch
   }
   INFO("worst error / tolerance " << worst << " at x=" << worst_x);
   CHECK(worst <= 1.0);
-  // Far tails: exactly -0 / x, never NaN.
-  float tails[3] = {-40.0f, 40.0f, -1e30f};
-  gelu_erf<Arch>(tails, 3);
+  // Far tails: exactly -0 / x, never NaN; infinities and NaN as the scalar path gives them.
+  float tails[6] = {-40.0f, 40.0f, -1e30f, INFINITY, -INFINITY, NAN};
+  gelu_erf<Arch>(tails, 6);
   CHECK(tails[0] == 0.0f);
+  CHECK(std::signbit(tails[0]));
   CHECK(tails[1] == 40.0f);
   CHECK(tails[2] == 0.0f);
+  CHECK(tails[3] == INFINITY);
+  CHECK(std::isnan(tails[4]) == std::isnan(detail::gelu_erf_scalar(-INFINITY)));
+  CHECK(std::isnan(tails[5]));
 }
 TEST_CASE_TEMPLATE_APPLY(gelu_sweep, vitcc::test::kernel_archs);

@@ -318,7 +318,7 @@ TEST_CASE_TEMPLATE_DEFINE("gemm with bfloat16 weights: odd K, every edge, the ep
   std::uint64_t seed = 5000;
   for (std::size_t m : {1, 3, 7, 13, 25})
     for (std::size_t n : {1, 16, 17, 33, 48, 65})
-      for (std::size_t k : {1, 2, 3, 16, 17, 129}) {
+      for (std::size_t k : {1, 2, 3, 16, 17, 31, 48, 63, 129}) {  // 31, 48, 63: every mask of a 32-k chunk
         GemmCase g{m, n, k};
         g.bf16 = true;
         g.bias = true;

@@ -19,8 +19,10 @@
 #endif
 
 // int8 models' P.v product in bfloat16 with AVX512-BF16's vdpbf16ps (x86 with __AVX512BF16__):
-// 0 (default) keeps it in float32, 1 rounds P and V to bfloat16 (docs/PRECISION.md: speed and
-// accuracy measured, and why it is opt-in). Ignored elsewhere and at fp32 and bf16.
+// 0 (the header's default) keeps it in float32, 1 rounds P and V to bfloat16. The project's CMake
+// build defines it where a configure-time probe measures vdpbf16ps at >= 1.5x the fp32 FMA rate
+// (VITCC_BF16_PV=auto; docs/PRECISION.md has the speed and accuracy). Ignored elsewhere and at fp32
+// and bf16.
 #ifndef VITCC_BF16_PV
 #define VITCC_BF16_PV 0
 #endif

@@ -6,6 +6,7 @@
 #pragma once
 #include <cmath>
 #include <cstddef>
+#include <type_traits>
 
 #include "vitcc/core/arch.hpp"
 #include "vitcc/core/config.hpp"
@@ -64,13 +65,18 @@ template <class Arch>
 VITCC_ALWAYS_INLINE xsimd::batch<float, Arch> gelu_erf(const xsimd::batch<float, Arch>& x) noexcept {
   using B = xsimd::batch<float, Arch>;
   const B a = xsimd::min(xsimd::abs(x) * B(0.70710678118654752440f), B(10.5f));
-  // t = 1 / d by the ISA's reciprocal estimate (AVX-512: 14 bits, AVX and SSE: 12; a division
-  // elsewhere) and one Newton step, ~4x cheaper than a division on AVX-512.
   const B d = xsimd::fma(a, B(0.5f), B(1.0f));
-  const B r = xsimd::reciprocal(d);
-  const B t = r * xsimd::fnma(d, r, B(2.0f));
+  B t;
+  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
+    // AVX-512's 14-bit reciprocal estimate and one Newton step (~2^-27): ~4x cheaper than a division.
+    const B r = xsimd::reciprocal(d);
+    t = r * xsimd::fnma(d, r, B(2.0f));
+  } else {
+    t = B(1.0f) / d;  // SSE/AVX estimates have 12 bits, NEON's 8: one step would not be enough
+  }
   const B e = xsimd::exp(xsimd::fnma(a, a, erfc_scaled_poly<Arch>(t)));  // erfc(a) / t
-  const B h = (x * B(0.5f)) * (t * e);
+  // +inf: h is inf * 0; the scalar path's gelu(+inf) = +inf (and gelu(-inf) = NaN, on both).
+  const B h = xsimd::select(x == B(INFINITY), B(0.0f), (x * B(0.5f)) * (t * e));
   return xsimd::select(x > B(0.0f), x - h, h);
 }
 

@@ -24,12 +24,14 @@
 // int8 models (attention<Arch, Precision::int8>): the scores S = scale * Q K^T are the int8 GEMM
 // (gemm_q8.hpp) on per-token quantised q and k rows: q_i as the GEMM's A (sa_i = max|q_i| / 127),
 // k_j as a packed int8 B column (sk_j = max|k_j| / 127, the softmax scale folded into it), int32
-// dot products, S_ij = float(dot) * (scale * sk_j * sa_i). P V stays float32. Why (docs/PRECISION.md,
+// dot products, S_ij = float(dot) * (scale * sk_j * sa_i). P V stays float32, or bfloat16 with
+// VITCC_BF16_PV (vdpbf16ps; the project's CMake build turns it on where a configure-time probe
+// measures vdpbf16ps at >= 1.5x the fp32 FMA rate). Why (docs/PRECISION.md,
 // tools/export/quant_sim.py): on ViT-S with random weights, int8 q.k^T moved the output's cosine to
 // the fp32 model from 0.999123 (int8 Linear layers only) to 0.999114, while int8 P (per-row
-// scales; small probabilities round to zero) took it to 0.998588, under the 0.999 bound. bf16 P V
-// keeps the accuracy and could run on vdpbf16ps (~1.8x fp32 FMA on AMD Zen 5, half rate on the
-// Intel Xeon): not done yet. Every path (scalar included) computes the same scores: the int32 sums are exact
+// scales; small probabilities round to zero) took it to 0.998588, under the 0.999 bound; bf16 P V
+// keeps the accuracy (0.999143), and vdpbf16ps runs at ~2x the fp32 FMA on AMD Zen 4 and Zen 5 but
+// at half rate on the Intel Xeon with AMX. Every path (scalar included) computes the same scores: the int32 sums are exact
 // and the float epilogue is the same two products on every path.
 //
 // Threading: the unit of work is (head, query block). Given the packed K/V of its head
@@ -180,6 +182,18 @@ void attention_pack_q8(std::size_t t, std::size_t heads, std::size_t head_dim, f
   }
 }
 
+// Whether an int8 model's P.v runs in bfloat16 on Arch (VITCC_BF16_PV, core/config.hpp): P and V are
+// rounded to bfloat16 and multiplied with vdpbf16ps (gemm_bf16_avx512_panels), V packed as
+// gemm_b16_k2 pairs of keys.
+template <class Arch, Precision P>
+constexpr bool attention_pv_bf16() noexcept {
+#if VITCC_BF16_AVX512 && VITCC_BF16_PV
+  return P == Precision::int8 && std::is_base_of_v<xsimd::avx512f, Arch>;
+#else
+  return false;
+#endif
+}
+
 // The scores of queries i0 .. i0+nq-1 against keys j0 .. j0+nk-1 (j0 a multiple of 16) from the
 // head's int8 operands, into s (row stride lds).
 template <class Arch>
@@ -271,18 +285,6 @@ VITCC_ALWAYS_INLINE xsimd::batch<float, Arch> exp_nonpositive(xsimd::batch<float
   p = fmadd<Arch>(p, r, B(1.0f));
   const I e = (xsimd::to_int(n) + I(127)) << 23;
   return p * xsimd::bitwise_cast<B>(e);
-}
-
-// Whether an int8 model's P.v runs in bfloat16 on Arch (VITCC_BF16_PV, core/config.hpp): P and V are
-// rounded to bfloat16 and multiplied with vdpbf16ps (gemm_bf16_avx512_panels), V packed as
-// gemm_b16_k2 pairs of keys.
-template <class Arch, Precision P>
-constexpr bool attention_pv_bf16() noexcept {
-#if VITCC_BF16_AVX512 && VITCC_BF16_PV
-  return P == Precision::int8 && std::is_base_of_v<xsimd::avx512f, Arch>;
-#else
-  return false;
-#endif
 }
 
 // Step 1: packed = [K_h^T * scale as packed B (head_dim x t) | V_h as packed B (t x head_dim)].

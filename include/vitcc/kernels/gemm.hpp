@@ -61,8 +61,8 @@ namespace vitcc::kernels {
 
 namespace detail {
 // How the GEMM multiplies bfloat16 weights on Arch: float32 arithmetic (every target by default),
-// or bfloat16 x bfloat16 dot products (AArch64 with FEAT_BF16 and VITCC_BF16_DOT = 1 or 2).
-// or AVX512-BF16's vdpbf16ps (x86 with AVX512-BF16 and any non-zero VITCC_BF16_DOT).
+// or bfloat16 x bfloat16 dot products: BFMMLA / BFDOT (AArch64 with FEAT_BF16 and VITCC_BF16_DOT = 1
+// or 2), vdpbf16ps (x86 with AVX512-BF16 and any non-zero VITCC_BF16_DOT).
 enum class Bf16Path { fp32, bfmmla, bfdot, avx512 };
 template <class Arch>
 constexpr Bf16Path bf16_path() noexcept {
@@ -625,7 +625,8 @@ void gemm_bf16_avx512_tile(std::size_t mv, std::size_t nv, std::size_t k, const 
     const __mmask16 hi = kc >= 32 ? __mmask16(0xFFFF) : kc > 16 ? __mmask16((1u << (kc - 16)) - 1) : __mmask16(0);
     VITCC_UNROLL
     for (std::size_t i = 0; i < MR; ++i) {
-      const __m512 x0 = _mm512_maskz_loadu_ps(lo, ar[i] + k0), x1 = _mm512_maskz_loadu_ps(hi, ar[i] + k0 + 16);
+      const __m512 x0 = _mm512_maskz_loadu_ps(lo, ar[i] + k0);
+      const __m512 x1 = hi ? _mm512_maskz_loadu_ps(hi, ar[i] + k0 + 16) : _mm512_setzero_ps();  // no pointer past the row
       _mm512_store_si512(apairs[i], (__m512i)_mm512_cvtne2ps_pbh(x1, x0));  // element j: k0 + j
     }
     const std::size_t pairs = (kc + 1) / 2;

@@ -50,11 +50,13 @@ inline void pack_b_from_linear(const float* w, std::size_t k, std::size_t n, flo
   }
 }
 
-// bfloat16: the upper 16 bits of a float32, here rounded to nearest, ties to even (weights are finite:
-// vitcc-pack refuses NaN and Inf).
+// bfloat16: the upper 16 bits of a float32, here rounded to nearest, ties to even. A NaN stays a
+// (quiet) NaN of its sign: rounding its bits could carry into the sign or make it an infinity (weights
+// are finite, vitcc-pack refuses NaN and Inf; activations, as an int8 model's V, need not be).
 inline std::uint16_t to_bf16(float x) noexcept {
   std::uint32_t bits;
   std::memcpy(&bits, &x, sizeof bits);
+  if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<std::uint16_t>((bits >> 16) | 0x0040u);
   bits += 0x7FFFu + ((bits >> 16) & 1u);
   return static_cast<std::uint16_t>(bits >> 16);
 }
