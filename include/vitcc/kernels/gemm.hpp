@@ -364,6 +364,16 @@ VITCC_ALWAYS_INLINE void gemm_row_tile(std::size_t mv, std::size_t nv, std::size
 // Floats of A per row block of the driver: 512 KB, half the L2 of current x86 and big ARM cores.
 inline constexpr std::size_t gemm_a_block_floats = 128 * 1024;
 
+// Height of the drivers' row blocks of A (every SIMD GEMM driver's): blocks of equal height, a
+// multiple of mr, as many as the nearest whole number of target_rows-row blocks (at least one), so no
+// short trailing block re-streams B for a few rows.
+constexpr std::size_t gemm_row_block(std::size_t m, std::size_t target_rows, std::size_t mr) noexcept {
+  const std::size_t target = target_rows > 0 ? target_rows : 1;
+  const std::size_t nblocks_raw = (m + target / 2) / target;
+  const std::size_t nblocks = nblocks_raw > 0 ? nblocks_raw : 1;
+  return ((m + mr - 1) / mr + nblocks - 1) / nblocks * mr;
+}
+
 // The GEMM over a B whose panels are panel_stride elements apart.
 template <class Arch, class Wt = float>
 void gemm_panels(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
@@ -377,13 +387,7 @@ void gemm_panels(std::size_t m, std::size_t n, std::size_t k, const float* a, st
   const std::size_t panels = (n + gemm_nr - 1) / gemm_nr;
   // Row blocks of A small enough (gemm_a_block_floats) to stay in L2 while every sliver of B passes:
   // without them a tall A (1370 tokens) is streamed from L3 once per 32 columns.
-  // Blocks of equal height (a multiple of MR), as many as the nearest whole number of target-size
-  // blocks, so no short trailing block re-streams B for a few rows.
-  const std::size_t target = gemm_a_block_floats / (k ? k : 1);
-  const std::size_t nblocks_raw = (m + (target > 0 ? target : 1) / 2) / (target > 0 ? target : 1);
-  const std::size_t nblocks = nblocks_raw > 0 ? nblocks_raw : 1;
-  const std::size_t tiles = (m + MR - 1) / MR;
-  const std::size_t mc = (tiles + nblocks - 1) / nblocks * MR;
+  const std::size_t mc = gemm_row_block(m, gemm_a_block_floats / (k ? k : 1), MR);
   for (std::size_t r0 = 0; r0 < m; r0 += mc) {
   const std::size_t r1 = m - r0 < mc ? m : r0 + mc;
   for (std::size_t p0 = 0; p0 < panels; p0 += NP) {
@@ -674,11 +678,7 @@ inline void gemm_bf16_avx512_panels(std::size_t m, std::size_t n, std::size_t k,
   constexpr std::size_t MR = 8, NP = 3;
   if (m == 0 || n == 0) return;
   const std::size_t panels = (n + gemm_nr - 1) / gemm_nr;
-  const std::size_t target = gemm_a_block_floats / (k ? k : 1);
-  const std::size_t nblocks_raw = (m + (target > 0 ? target : 1) / 2) / (target > 0 ? target : 1);
-  const std::size_t nblocks = nblocks_raw > 0 ? nblocks_raw : 1;
-  const std::size_t tiles = (m + MR - 1) / MR;
-  const std::size_t mc = (tiles + nblocks - 1) / nblocks * MR;
+  const std::size_t mc = gemm_row_block(m, gemm_a_block_floats / (k ? k : 1), MR);
   for (std::size_t r0 = 0; r0 < m; r0 += mc) {
     const std::size_t r1 = m - r0 < mc ? m : r0 + mc;
     for (std::size_t p0 = 0; p0 < panels; p0 += NP) {

@@ -566,11 +566,7 @@ void q8_panels(std::size_t m, std::size_t n, std::size_t kp, const std::uint8_t*
     constexpr std::size_t MR = tile::mr, NP = tile::np;
     const std::size_t panel_stride = kp * gemm_nr;  // bytes
     const std::size_t panels = (n + gemm_nr - 1) / gemm_nr;
-    const std::size_t target = 4 * gemm_a_block_floats / (kp ? kp : 1);  // rows of A per L2 block (bytes)
-    const std::size_t tiles = (m + MR - 1) / MR;
-    const std::size_t nblocks_raw = (m + target / 2) / (target ? target : 1);
-    const std::size_t nblocks = nblocks_raw > 0 ? nblocks_raw : 1;
-    const std::size_t mc = (tiles + nblocks - 1) / nblocks * MR;
+    const std::size_t mc = gemm_row_block(m, 4 * gemm_a_block_floats / (kp ? kp : 1), MR);  // A is bytes here
     for (std::size_t r0 = 0; r0 < m; r0 += mc) {
       const std::size_t r1 = m - r0 < mc ? m : r0 + mc;
       for (std::size_t p0 = 0; p0 < panels; p0 += NP) {
