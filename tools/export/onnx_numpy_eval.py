@@ -102,139 +102,145 @@ def _slice(x, starts, ends, axes, steps):
     return x[tuple(sl)]
 
 
+def eval_node(node, ins, opset):
+    """Outputs (a list of arrays) of one node on its inputs (None for an omitted optional one)."""
+    a = _attrs(node)
+    op = node.op_type
+    x = ins[0] if ins else None
+    if op == 'Constant':
+        out = [numpy_helper.to_array(a['value'])]
+    elif op == 'Identity':
+        out = [x]
+    elif op == 'Conv':
+        out = [_conv(x, ins[1], ins[2] if len(ins) > 2 else None, a)]
+    elif op == 'Shape':
+        out = [np.array(x.shape, dtype=np.int64)]
+    elif op in ('Add', 'Sub', 'Mul', 'Div', 'Pow', 'Equal'):
+        y = ins[1]
+        if op == 'Add':
+            r = x + y
+        elif op == 'Sub':
+            r = x - y
+        elif op == 'Mul':
+            r = x * y
+        elif op == 'Div':
+            r = (x // y) if np.issubdtype(x.dtype, np.integer) else x / y
+        elif op == 'Pow':
+            r = np.power(x, y).astype(x.dtype)
+        else:
+            r = np.equal(x, y)
+        out = [np.asarray(r).astype(x.dtype) if op != 'Equal' else np.asarray(r)]
+    elif op == 'Relu':
+        out = [np.maximum(x, 0).astype(x.dtype)]
+    elif op == 'Sigmoid':
+        out = [(1.0 / (1.0 + np.exp(-x))).astype(np.float32)]
+    elif op == 'GlobalAveragePool':
+        out = [x.mean(axis=tuple(range(2, x.ndim)), keepdims=True).astype(np.float32)]
+    elif op == 'BatchNormalization':
+        shp = (1, -1) + (1,) * (x.ndim - 2)
+        s_ = ins[1] / np.sqrt(ins[4] + a.get('epsilon', 1e-5))
+        out = [(x * s_.reshape(shp) + (ins[2] - ins[3] * s_).reshape(shp)).astype(np.float32)]
+    elif op == 'Pad':
+        pads = list(a['pads']) if 'pads' in a else [int(v) for v in ins[1]]
+        val = a.get('value', 0.0) if opset < 11 else (float(ins[2].reshape(-1)[0]) if len(ins) > 2 and ins[2] is not None else 0.0)
+        r = len(pads) // 2
+        out = [np.pad(x, [(pads[i], pads[i + r]) for i in range(r)], constant_values=val)]
+    elif op == 'Mod':
+        out = [np.fmod(x, ins[1]) if a.get('fmod', 0) else np.mod(x, ins[1])]
+    elif op == 'Sqrt':
+        out = [np.sqrt(x)]
+    elif op == 'Erf':
+        out = [_erf(x)]
+    elif op == 'Tanh':
+        out = [np.tanh(x)]
+    elif op == 'MatMul':
+        out = [np.matmul(x, ins[1])]
+    elif op == 'Gemm':
+        A = x.T if a.get('transA', 0) else x
+        B = ins[1].T if a.get('transB', 0) else ins[1]
+        r = a.get('alpha', 1.0) * (A @ B)
+        if len(ins) > 2 and ins[2] is not None:
+            r = r + a.get('beta', 1.0) * ins[2]
+        out = [r.astype(np.float32)]
+    elif op == 'Reshape':
+        shape = [int(v) for v in ins[1]]
+        shape = [x.shape[i] if v == 0 else v for i, v in enumerate(shape)]
+        out = [x.reshape(shape)]
+    elif op == 'Flatten':
+        ax = a.get('axis', 1)
+        out = [x.reshape(int(np.prod(x.shape[:ax], dtype=np.int64)), -1)]
+    elif op == 'Transpose':
+        out = [np.transpose(x, a.get('perm'))]
+    elif op == 'Concat':
+        out = [np.concatenate(ins, axis=a['axis'])]
+    elif op == 'Unsqueeze':
+        axes = _axes_from(node, ins, a, 1)
+        r = x
+        for ax in sorted(ax_ + r.ndim + len(axes) if ax_ < 0 else ax_ for ax_ in axes):
+            r = np.expand_dims(r, ax)
+        out = [r]
+    elif op == 'Squeeze':
+        axes = _axes_from(node, ins, a, 1)
+        out = [np.squeeze(x, axis=tuple(axes)) if axes is not None else np.squeeze(x)]
+    elif op == 'Gather':
+        out = [np.take(x, ins[1], axis=a.get('axis', 0))]
+    elif op == 'Slice':
+        if opset < 10:
+            raise NotImplementedError('Slice-1')
+        out = [_slice(x, ins[1], ins[2], ins[3] if len(ins) > 3 else None,
+                      ins[4] if len(ins) > 4 else None)]
+    elif op == 'Split':
+        axis = a.get('axis', 0)
+        split = a.get('split')
+        if split is None and len(ins) > 1 and ins[1] is not None:
+            split = [int(v) for v in ins[1]]
+        if split is None:
+            split = [x.shape[axis] // len(node.output)] * len(node.output)
+        idx = np.cumsum(split)[:-1]
+        out = list(np.split(x, idx, axis=axis))
+    elif op == 'ReduceMean':
+        axes = _axes_from(node, ins, a, 1)
+        out = [x.mean(axis=tuple(axes) if axes is not None else None,
+                      keepdims=bool(a.get('keepdims', 1))).astype(x.dtype)]
+    elif op == 'Softmax':
+        out = [_softmax(x, a.get('axis', -1 if opset >= 13 else 1), opset)]
+    elif op == 'LayerNormalization':
+        axis = a.get('axis', -1)
+        eps = a.get('epsilon', 1e-5)
+        ax = axis + x.ndim if axis < 0 else axis
+        red = tuple(range(ax, x.ndim))
+        mu = x.mean(axis=red, keepdims=True)
+        var = ((x - mu) ** 2).mean(axis=red, keepdims=True)
+        r = (x - mu) / np.sqrt(var + eps) * ins[1]
+        if len(ins) > 2 and ins[2] is not None:
+            r = r + ins[2]
+        out = [r.astype(np.float32)]
+    elif op == 'ConstantOfShape':
+        v = numpy_helper.to_array(a['value']) if 'value' in a else np.zeros(1, np.float32)
+        out = [np.full([int(s) for s in x], v.reshape(-1)[0], dtype=v.dtype)]
+    elif op == 'Where':
+        out = [np.where(x, ins[1], ins[2])]
+    elif op == 'Expand':
+        shape = [int(s) for s in ins[1]]
+        out = [x * np.ones(shape, dtype=x.dtype)]
+    elif op == 'Cast':
+        to = onnx.mapping.TENSOR_TYPE_TO_NP_TYPE[a['to']]
+        out = [x.astype(to)]
+    elif op == 'Range':
+        out = [np.arange(ins[0], ins[1], ins[2]).astype(ins[0].dtype)]
+    else:
+        raise NotImplementedError(f'op {op} ({node.name})')
+    return out
+
+
 def run_model(model_path, feeds):
     m = onnx.load(model_path)
     opset = max(o.version for o in m.opset_import if o.domain in ('', 'ai.onnx'))
     env = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
     env.update(feeds)
     for node in m.graph.node:
-        a = _attrs(node)
         ins = [env[i] if i else None for i in node.input]
-        op = node.op_type
-        x = ins[0] if ins else None
-        if op == 'Constant':
-            out = [numpy_helper.to_array(a['value'])]
-        elif op == 'Identity':
-            out = [x]
-        elif op == 'Conv':
-            out = [_conv(x, ins[1], ins[2] if len(ins) > 2 else None, a)]
-        elif op == 'Shape':
-            out = [np.array(x.shape, dtype=np.int64)]
-        elif op in ('Add', 'Sub', 'Mul', 'Div', 'Pow', 'Equal'):
-            y = ins[1]
-            if op == 'Add':
-                r = x + y
-            elif op == 'Sub':
-                r = x - y
-            elif op == 'Mul':
-                r = x * y
-            elif op == 'Div':
-                r = (x // y) if np.issubdtype(x.dtype, np.integer) else x / y
-            elif op == 'Pow':
-                r = np.power(x, y).astype(x.dtype)
-            else:
-                r = np.equal(x, y)
-            out = [np.asarray(r).astype(x.dtype) if op != 'Equal' else np.asarray(r)]
-        elif op == 'Relu':
-            out = [np.maximum(x, 0).astype(x.dtype)]
-        elif op == 'Sigmoid':
-            out = [(1.0 / (1.0 + np.exp(-x))).astype(np.float32)]
-        elif op == 'GlobalAveragePool':
-            out = [x.mean(axis=tuple(range(2, x.ndim)), keepdims=True).astype(np.float32)]
-        elif op == 'BatchNormalization':
-            shp = (1, -1) + (1,) * (x.ndim - 2)
-            s_ = ins[1] / np.sqrt(ins[4] + a.get('epsilon', 1e-5))
-            out = [(x * s_.reshape(shp) + (ins[2] - ins[3] * s_).reshape(shp)).astype(np.float32)]
-        elif op == 'Pad':
-            pads = list(a['pads']) if 'pads' in a else [int(v) for v in ins[1]]
-            val = a.get('value', 0.0) if opset < 11 else (float(ins[2].reshape(-1)[0]) if len(ins) > 2 and ins[2] is not None else 0.0)
-            r = len(pads) // 2
-            out = [np.pad(x, [(pads[i], pads[i + r]) for i in range(r)], constant_values=val)]
-        elif op == 'Mod':
-            out = [np.fmod(x, ins[1]) if a.get('fmod', 0) else np.mod(x, ins[1])]
-        elif op == 'Sqrt':
-            out = [np.sqrt(x)]
-        elif op == 'Erf':
-            out = [_erf(x)]
-        elif op == 'Tanh':
-            out = [np.tanh(x)]
-        elif op == 'MatMul':
-            out = [np.matmul(x, ins[1])]
-        elif op == 'Gemm':
-            A = x.T if a.get('transA', 0) else x
-            B = ins[1].T if a.get('transB', 0) else ins[1]
-            r = a.get('alpha', 1.0) * (A @ B)
-            if len(ins) > 2 and ins[2] is not None:
-                r = r + a.get('beta', 1.0) * ins[2]
-            out = [r.astype(np.float32)]
-        elif op == 'Reshape':
-            shape = [int(v) for v in ins[1]]
-            shape = [x.shape[i] if v == 0 else v for i, v in enumerate(shape)]
-            out = [x.reshape(shape)]
-        elif op == 'Flatten':
-            ax = a.get('axis', 1)
-            out = [x.reshape(int(np.prod(x.shape[:ax], dtype=np.int64)), -1)]
-        elif op == 'Transpose':
-            out = [np.transpose(x, a.get('perm'))]
-        elif op == 'Concat':
-            out = [np.concatenate(ins, axis=a['axis'])]
-        elif op == 'Unsqueeze':
-            axes = _axes_from(node, ins, a, 1)
-            r = x
-            for ax in sorted(ax_ + r.ndim + len(axes) if ax_ < 0 else ax_ for ax_ in axes):
-                r = np.expand_dims(r, ax)
-            out = [r]
-        elif op == 'Squeeze':
-            axes = _axes_from(node, ins, a, 1)
-            out = [np.squeeze(x, axis=tuple(axes)) if axes is not None else np.squeeze(x)]
-        elif op == 'Gather':
-            out = [np.take(x, ins[1], axis=a.get('axis', 0))]
-        elif op == 'Slice':
-            if opset < 10:
-                raise NotImplementedError('Slice-1')
-            out = [_slice(x, ins[1], ins[2], ins[3] if len(ins) > 3 else None,
-                          ins[4] if len(ins) > 4 else None)]
-        elif op == 'Split':
-            axis = a.get('axis', 0)
-            split = a.get('split')
-            if split is None and len(ins) > 1 and ins[1] is not None:
-                split = [int(v) for v in ins[1]]
-            if split is None:
-                split = [x.shape[axis] // len(node.output)] * len(node.output)
-            idx = np.cumsum(split)[:-1]
-            out = list(np.split(x, idx, axis=axis))
-        elif op == 'ReduceMean':
-            axes = _axes_from(node, ins, a, 1)
-            out = [x.mean(axis=tuple(axes) if axes is not None else None,
-                          keepdims=bool(a.get('keepdims', 1))).astype(x.dtype)]
-        elif op == 'Softmax':
-            out = [_softmax(x, a.get('axis', -1 if opset >= 13 else 1), opset)]
-        elif op == 'LayerNormalization':
-            axis = a.get('axis', -1)
-            eps = a.get('epsilon', 1e-5)
-            ax = axis + x.ndim if axis < 0 else axis
-            red = tuple(range(ax, x.ndim))
-            mu = x.mean(axis=red, keepdims=True)
-            var = ((x - mu) ** 2).mean(axis=red, keepdims=True)
-            r = (x - mu) / np.sqrt(var + eps) * ins[1]
-            if len(ins) > 2 and ins[2] is not None:
-                r = r + ins[2]
-            out = [r.astype(np.float32)]
-        elif op == 'ConstantOfShape':
-            v = numpy_helper.to_array(a['value']) if 'value' in a else np.zeros(1, np.float32)
-            out = [np.full([int(s) for s in x], v.reshape(-1)[0], dtype=v.dtype)]
-        elif op == 'Where':
-            out = [np.where(x, ins[1], ins[2])]
-        elif op == 'Expand':
-            shape = [int(s) for s in ins[1]]
-            out = [x * np.ones(shape, dtype=x.dtype)]
-        elif op == 'Cast':
-            to = onnx.mapping.TENSOR_TYPE_TO_NP_TYPE[a['to']]
-            out = [x.astype(to)]
-        elif op == 'Range':
-            out = [np.arange(ins[0], ins[1], ins[2]).astype(ins[0].dtype)]
-        else:
-            raise NotImplementedError(f'op {op} ({node.name})')
+        out = eval_node(node, ins, opset)
         for name, val in zip(node.output, out):
             if name:
                 env[name] = np.asarray(val)
