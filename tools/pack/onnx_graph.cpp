@@ -500,10 +500,14 @@ OnnxGraph OnnxGraph::load(const std::string& path) {
     const onnx::NodeProto& np = graph.node(k);
     const std::string named = np.name().empty() ? (np.output().empty() ? "" : np.output(0)) : np.name();
     const std::string dom = np.domain() == "ai.onnx" ? "" : np.domain();
-    if (!dom.empty()) throw PackError(path, "", "unsupported op '" + dom + "::" + np.op_type() + "' at node '" + named + "'");
-    if (!detail::op_supported(np.op_type()))
+    // ONNX Runtime's own ops (an optimised graph it saved): expanded below when vitcc has their computation.
+    const std::string why = detail::contrib_op_refusal(dom, np.op_type(), g.opset_);
+    if (!why.empty())
+      throw PackError(path, "", "unsupported op '" + (dom.empty() ? "" : dom + "::") + np.op_type() + "' at node '" + named + "': " + why);
+    if (dom.empty() && !detail::op_supported(np.op_type()))
       throw PackError(path, "", "unsupported op '" + np.op_type() + "' at node '" + named + "'");
     raw[k] = L.node(np);
+    raw[k].domain = dom;
     const OnnxNode& n = raw[k];
     for (const std::string& o : n.outputs) {
       if (o.empty()) continue;
@@ -588,10 +592,13 @@ OnnxGraph OnnxGraph::load(const std::string& path) {
     return it == alias.end() ? v : it->second;
   };
   std::vector<OnnxNode> kept;
-  for (int k : order) {
-    OnnxNode n = std::move(raw[k]);
+  std::function<void(OnnxNode)> process = [&](OnnxNode n) {
     for (std::string& i : n.inputs)
       if (!i.empty()) i = resolve(i);
+    if (!n.domain.empty()) {  // ONNX Runtime's contrib op: its default-domain nodes, folded like the rest
+      for (OnnxNode& e : g.expand_contrib(n)) process(std::move(e));
+      return;
+    }
     std::vector<OnnxTensor> placeholders(n.inputs.size());
     std::vector<const OnnxTensor*> ptrs(n.inputs.size(), nullptr);
     bool all_const = true;
@@ -619,7 +626,7 @@ OnnxGraph OnnxGraph::load(const std::string& path) {
         g.constants_[n.outputs[j]] = std::make_shared<OnnxTensor>(std::move(outs[j]));
         g.constant_sources_[n.outputs[j]] = "folded output of " + n.label();
       }
-      continue;
+      return;
     }
     std::vector<OnnxTensor> outs = detail::eval_op(n, ptrs, ectx);
     bool any_dynamic = false;
@@ -646,7 +653,8 @@ OnnxGraph OnnxGraph::load(const std::string& path) {
       }
     }
     if (any_dynamic) kept.push_back(std::move(n));
-  }
+  };
+  for (int k : order) process(std::move(raw[k]));
 
   // ---- the output -----------------------------------------------------------------------------------------
   g.output_name_ = out_vi.name();
@@ -670,6 +678,9 @@ OnnxGraph OnnxGraph::load(const std::string& path) {
       throw PackError(path, "graph output '" + out_vi.name() + "'", "is declared " + declared + "] but the graph computes " + shape_str(got));
     }
   }
+
+  // ---- one spelling for what simplifiers and optimisers rewrite (normalize.cpp) ---------------------------
+  g.normalize(kept);
 
   // ---- dead node elimination ------------------------------------------------------------------------------
   std::unordered_map<std::string, int> kept_producer;
@@ -725,6 +736,40 @@ OnnxGraph OnnxGraph::load(const std::string& path) {
     for (const std::string& o : g.nodes_[k].outputs)
       if (!o.empty() && !last_use.count(o) && o != g.output_value_ && !g.is_constant(o)) g.frees_after_[k].push_back(o);
   return g;
+}
+
+void OnnxGraph::infer(const OnnxNode& n) {
+  std::vector<OnnxTensor> placeholders(n.inputs.size());
+  std::vector<const OnnxTensor*> ptrs(n.inputs.size(), nullptr);
+  for (std::size_t j = 0; j < n.inputs.size(); ++j) {
+    const std::string& i = n.inputs[j];
+    if (i.empty()) continue;
+    if (const OnnxTensor* c = constant(i)) {
+      ptrs[j] = c;
+    } else {
+      const ValueInfo& vi = value_info(i);
+      placeholders[j].dtype = vi.dtype;
+      placeholders[j].shape = vi.shape;
+      placeholders[j].has_data = false;
+      ptrs[j] = &placeholders[j];
+    }
+  }
+  const detail::EvalContext ectx{path_, opset_};
+  std::vector<OnnxTensor> outs = detail::eval_op(n, ptrs, ectx);
+  for (std::size_t j = 0; j < n.outputs.size() && j < outs.size(); ++j)
+    if (!n.outputs[j].empty()) values_[n.outputs[j]] = {outs[j].dtype, outs[j].shape};
+}
+
+std::string OnnxGraph::fresh_name(const std::string& base) const {
+  std::string v = base;
+  for (int k = 2; values_.count(v) || constants_.count(v); ++k) v = base + "_" + std::to_string(k);
+  return v;
+}
+
+void OnnxGraph::add_constant(const std::string& name, OnnxTensor t, const std::string& source) {
+  values_[name] = {t.dtype, t.shape};
+  constants_[name] = std::make_shared<OnnxTensor>(std::move(t));
+  constant_sources_[name] = source;
 }
 
 std::vector<float> OnnxGraph::run(const std::vector<float>& input) const {

@@ -61,11 +61,17 @@ struct OnnxAttribute {
 struct OnnxNode {
   std::string name;     // as in the file (may be empty)
   std::string op_type;  // default-domain op
+  std::string domain;   // "" (ai.onnx) or, before expansion, com.microsoft (ONNX Runtime's contrib ops)
+  // The op as the file spells it when the loader rewrote the node into op_type (e.g. "Gemm" for the
+  // MatMul and Add it became, "com.microsoft::Gelu" for its Erf); empty when the file has op_type.
+  std::string file_op;
   std::vector<std::string> inputs;   // "" = omitted optional input; Identity/Dropout outputs resolved
   std::vector<std::string> outputs;  // "" = omitted optional output
   std::map<std::string, OnnxAttribute> attrs;
 
-  std::string label() const { return describe_node(name, op_type, outputs.empty() ? "" : outputs[0]); }
+  std::string label() const {
+    return describe_node(name, file_op.empty() ? op_type : file_op + ", read as " + op_type, outputs.empty() ? "" : outputs[0]);
+  }
   bool has_attr(const std::string& a) const { return attrs.count(a) != 0; }
   // An INT attribute, or a FLOAT one truncated toward zero (ValueError when it has no int64 value).
   std::int64_t attr_int(const std::string& a, std::int64_t dflt) const;
@@ -152,6 +158,20 @@ class OnnxGraph {
   std::unordered_map<std::string, int> producers_;
   std::unordered_map<std::string, std::vector<int>> consumers_;
   std::vector<std::vector<std::string>> frees_after_;  // per node: values whose last use it is (run())
+
+  // Shapes of n's outputs from its inputs' (constant or not); records them in values_.
+  void infer(const OnnxNode& n);
+  // A name no value has yet, from `base`.
+  std::string fresh_name(const std::string& base) const;
+  void add_constant(const std::string& name, OnnxTensor t, const std::string& source);
+  // normalize.cpp: rewrites spellings that simplifiers and optimisers produce into the ones the
+  // recognisers read (Gemm as MatMul + Add, Reshape-to-rows around Linears lifted, layout ops that are
+  // identities or cancel removed). nodes: topologically ordered, folded; stays so.
+  void normalize(std::vector<OnnxNode>& nodes);
+  // normalize.cpp: ONNX Runtime's contrib op n (domain com.microsoft) as default-domain nodes, which the
+  // caller folds and shape-propagates in order. PackError for one vitcc has no computation for.
+  std::vector<OnnxNode> expand_contrib(const OnnxNode& n);
 };
+
 
 }  // namespace vitcc::pack

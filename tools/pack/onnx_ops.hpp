@@ -15,6 +15,9 @@ struct EvalContext {
 };
 
 bool op_supported(const std::string& op_type);
+// normalize.cpp: "" when the loader reads op_type of `domain` (by expanding it), else why not (one line,
+// naming the optimisation level that writes it and what to do instead).
+std::string contrib_op_refusal(const std::string& domain, const std::string& op_type, std::int64_t opset);
 const std::vector<std::string>& supported_op_list();
 
 // Evaluates node n on the given inputs (inputs[k] == nullptr: omitted optional input). When an input the
