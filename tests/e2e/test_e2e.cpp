@@ -10,7 +10,9 @@
 // VITCC_E2E_OUT (scratch folder), VITCC_E2E_SHARD ("i/n": run every n-th fixture from i),
 // VITCC_E2E_ONLY (optional: comma-separated fixture names to run), VITCC_E2E_PRECISION (optional:
 // fp32, bf16 or int8: packs at that precision and holds the output to that precision's bound against
-// PyTorch's float32 reference, tools::parity_for: bf16 cosine >= 0.9999, int8 cosine >= 0.999).
+// PyTorch's float32 reference, tools::parity_for: bf16 cosine >= 0.9999, int8 cosine >= 0.999),
+// VITCC_E2E_REWRITE (optional: a command run as `COMMAND IN.onnx OUT.onnx` that rewrites each export
+// first, as a simplifier or ONNX Runtime's saved optimised graph does; tests/e2e/rewrite.sh).
 #include <doctest/doctest.h>
 
 #include <sys/wait.h>
@@ -111,7 +113,17 @@ TEST_CASE("every fixture packs, runs natively and matches PyTorch") {
     fs::remove_all(out);
     CAPTURE(name);
     std::string log;
-    const int pack_rc = sh(quote(pack) + " " + quote((dir / "model.onnx").string()) + " -o " + quote(out.string()) +
+    fs::path model = dir / "model.onnx";
+    if (const char* rewrite = std::getenv("VITCC_E2E_REWRITE"); rewrite && *rewrite) {
+      // the export as a simplifier or ONNX Runtime's optimiser saves it; same input, same PyTorch reference
+      fs::create_directories(out);
+      const fs::path rewritten = out / "model.onnx";
+      const int rc = sh(std::string(rewrite) + " " + quote(model.string()) + " " + quote(rewritten.string()), log);
+      CHECK_MESSAGE(rc == 0, "VITCC_E2E_REWRITE failed on ", name, ":\n", log);
+      if (rc != 0) continue;
+      model = rewritten;
+    }
+    const int pack_rc = sh(quote(pack) + " " + quote(model.string()) + " -o " + quote(out.string()) +
                                " --name " + quote(name) + " --precision " + vitcc::precision_name(precision),
                            log);
     CHECK_MESSAGE(pack_rc == 0, "vitcc-pack failed on ", name, ":\n", log);
@@ -135,7 +147,7 @@ TEST_CASE("every fixture packs, runs natively and matches PyTorch") {
                 vitcc::precision_name(precision), name.c_str(), fx.at("opset").get<int>(), fx.at("constant_folding").get<bool>() ? "on" : "off",
                 fx.at("dynamic_batch").get<bool>() ? "yes" : "no", fx.at("batch").get<int>(), a.max_abs_err,
                 a.max_abs_ref, a.cosine);
-    CHECK_MESSAGE(a.within(bound), name, " at ", vitcc::precision_name(precision), ": max abs error ", a.max_abs_err,
+    CHECK_MESSAGE(a.within(bound), name, " at ", std::string(vitcc::precision_name(precision)), ": max abs error ", a.max_abs_err,
                   " (allowed ", a.allowed(bound), "), cosine ", a.cosine, " (at least ", bound.min_cosine, ")");
 
     // Intra-op threads split every step into tasks fixed by the shapes alone, so three workers (an
@@ -161,6 +173,7 @@ TEST_CASE("every fixture packs, runs natively and matches PyTorch") {
                   "vitcc-run --check did not report forward_allocations=0 on ", name, ":\n", log);
     ++ran;
     fs::remove(out / cfg.at("blob").at("file").get<std::string>());  // the blobs of big fixtures add up; keep the rest
+    if (model != dir / "model.onnx") fs::remove(model);
   }
   if (const char* only = std::getenv("VITCC_E2E_ONLY"); only && *only) {
     // Every name asked for must exist (a typo must not shrink the run silently); a shard may be empty.
