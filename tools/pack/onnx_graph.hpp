@@ -70,7 +70,8 @@ struct OnnxNode {
   std::map<std::string, OnnxAttribute> attrs;
 
   std::string label() const {
-    return describe_node(name, file_op.empty() ? op_type : file_op + ", read as " + op_type, outputs.empty() ? "" : outputs[0]);
+    const std::string op = domain.empty() ? op_type : domain + "::" + op_type;
+    return describe_node(name, file_op.empty() ? op : file_op + ", read as " + op, outputs.empty() ? "" : outputs[0]);
   }
   bool has_attr(const std::string& a) const { return attrs.count(a) != 0; }
   // An INT attribute, or a FLOAT one truncated toward zero (ValueError when it has no int64 value).
