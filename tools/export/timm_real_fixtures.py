@@ -13,6 +13,10 @@ those parts); the reference output is timm's.
   matrix    efficientvit_m0..m5 at 224 and at a second size, opsets 10/13/17, plain and
             reparameterised (timm's reparameterize_model), plus a dynamic batch and constant folding
             off at 224, each through torch.onnx.export of timm's module.
+  vit       timm's vit_small_patch16_224 (opset 17), vit_tiny_patch16_224 (10), deit_tiny_patch16_224
+            (13) and vit_small_patch14_reg4_dinov2 (17, at 224), the mirror's weights loaded
+            strictly; with --ort ONNX_RUNTIME_NODE_DIR each also as ONNX Runtime's 'basic' level
+            saves it (issue 17).
   tutorial  timm's own onnx_export.py, as the timm-to-edge tutorials run it, with --checkpoint to the
             seeded random checkpoint (no pretrained weights are reachable): efficientvit_m5
             --opset 10 --reparam, and efficientvit_m0 --opset 17. Where torch's exporter itself
@@ -56,7 +60,7 @@ def timm_model(timm, model_name, size, seed, reparam):
     return reparameterize_model(m).eval() if reparam else m
 
 
-def finish(out_dir, name, model, x, onnx_path, opset, fold, dynamic, desc, entries):
+def finish(out_dir, name, model, x, onnx_path, opset, fold, dynamic, desc, entries, family='efficientvit'):
     d = os.path.join(out_dir, name)
     os.makedirs(d, exist_ok=True)
     with torch.no_grad():
@@ -64,7 +68,7 @@ def finish(out_dir, name, model, x, onnx_path, opset, fold, dynamic, desc, entri
     os.replace(onnx_path, os.path.join(d, 'model.onnx'))
     write_raw(os.path.join(d, 'input.bin'), x)
     write_raw(os.path.join(d, 'reference.bin'), y)
-    meta = OrderedDict([('name', name), ('family', 'efficientvit'), ('opset', opset), ('constant_folding', fold),
+    meta = OrderedDict([('name', name), ('family', family), ('opset', opset), ('constant_folding', fold),
                         ('dynamic_batch', dynamic), ('batch', int(x.shape[0])), ('input_shape', list(x.shape)),
                         ('output_shape', list(y.shape)), ('description', desc)])
     with open(os.path.join(d, 'meta.json'), 'w') as f:
@@ -136,11 +140,46 @@ def tutorial(timm_dir, timm, out_dir, entries, failures):
             break  # the lowest opset that exports
 
 
+# The ViTs issue 17 was filed with: each exported from timm at its opset, and also as ONNX Runtime saves
+# it at its 'basic' optimisation level (tools/export/ort_optimize.js, given --ort), which is what a user
+# who ships an ORT-optimised file hands to vitcc-pack.
+VIT_CASES = (('vit_small_patch16_224', 17, {}), ('vit_tiny_patch16_224', 10, {}), ('deit_tiny_patch16_224', 13, {}),
+             ('vit_small_patch14_reg4_dinov2', 17, dict(img_size=224)))
+
+
+def vits(timm, out_dir, entries, failures, ort_module):
+    for model_name, opset, kw in VIT_CASES:
+        name = f'timm_{model_name}_op{opset}'
+        seed = zlib.crc32(name.encode()) % 100000
+        m = timm.create_model(model_name, pretrained=False, **kw)
+        m.load_state_dict(timm_vit.make_model(model_name, seed=seed, **kw).state_dict(), strict=True)
+        m.eval()
+        size = kw.get('img_size', 224)
+        x = timm_vit.make_image(seed, 1, size, size)
+        fd, path = tempfile.mkstemp(suffix='.onnx', dir=out_dir)
+        os.close(fd)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            torch.onnx.export(m, x, path, opset_version=opset, input_names=['input'], output_names=['output'])
+        if ort_module:
+            opt = path + '.ort-basic.onnx'
+            r = subprocess.run(['node', os.path.join(HERE, 'ort_optimize.js'), ort_module, 'basic', path, opt],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if r.returncode != 0:
+                failures.append(f'{name}_ortbasic: ort_optimize.js failed: {r.stdout.strip()[:200]}')
+            else:
+                finish(out_dir, name + '_ortbasic', m, x, opt, opset, True, False,
+                       f'real timm {model_name}, opset {opset}, saved by ONNX Runtime at the basic level', entries, 'vit')
+        finish(out_dir, name, m, x, path, opset, True, False, f'real timm {model_name}, opset {opset}', entries, 'vit')
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('timm_dir')
     ap.add_argument('out_dir')
-    ap.add_argument('--set', default='all', choices=('matrix', 'tutorial', 'all'))
+    ap.add_argument('--set', default='all', choices=('matrix', 'tutorial', 'vit', 'all'))
+    ap.add_argument('--ort', default='', help='onnxruntime-node folder: the vit set also saves each export as '
+                    "ONNX Runtime's 'basic' level does")
     args = ap.parse_args(argv)
     timm_dir = os.path.abspath(args.timm_dir)
     sys.path.insert(0, timm_dir)
@@ -152,6 +191,8 @@ def main(argv=None):
         tutorial(timm_dir, timm, out_dir, entries, failures)
     if args.set in ('matrix', 'all'):
         matrix(timm, out_dir, entries, failures)
+    if args.set in ('vit', 'all'):
+        vits(timm, out_dir, entries, failures, args.ort)
     with open(os.path.join(out_dir, 'manifest.json'), 'w') as f:
         json.dump({'generator': 'tools/export/timm_real_fixtures.py', 'timm': timm.__version__,
                    'fixtures': entries, 'export_failures': failures}, f, indent=1)
