@@ -531,6 +531,7 @@ int main(int argc, char** argv) {
                    {"producer", graph.producer()},
                    {"layout", m.source_layout},
                    {"dynamic_batch", graph.dynamic_batch()}};
+    if (!graph.rewrites().empty()) j["source"]["normalised"] = graph.rewrites();
     j["config"] = m.config;
     j["config_hash"] = hex64(m.config_hash);
     j["input"] = {{"name", graph.input_name()}, {"shape", m.input_shape}, {"dtype", "float32"}, {"layout", "NCHW"}};
@@ -572,6 +573,11 @@ int main(int argc, char** argv) {
       std::printf("model        %s (%s)\n", o.model.c_str(), graph.producer().c_str());
       std::printf("architecture %s (%s layout), opset %lld%s\n", m.architecture.c_str(), m.source_layout.c_str(),
                   static_cast<long long>(graph.opset()), graph.dynamic_batch() ? ", dynamic batch packed as 1" : "");
+      if (!graph.rewrites().empty()) {
+        std::string what;
+        for (const auto& [k, v] : graph.rewrites()) what += (what.empty() ? "" : ", ") + std::to_string(v) + " " + k;
+        std::printf("normalised   %s\n", what.c_str());
+      }
       for (const std::string& line : m.summary) std::printf("%s\n", line.c_str());
       std::printf("parameters   %llu (%.2f M)\n", static_cast<unsigned long long>(m.parameters), m.parameters / 1e6);
       std::printf("FLOPs        %.3f GFLOP per image (multiply-add = 2)\n", m.flops / 1e9);

@@ -215,6 +215,7 @@ std::vector<OnnxNode> OnnxGraph::expand_contrib(const OnnxNode& n) {
   } else {
     fail(detail::contrib_op_refusal(n.domain, n.op_type, opset_));
   }
+  ++rewrites_[op + " expanded"];
   return out;
 }
 
@@ -280,6 +281,7 @@ void OnnxGraph::normalize(std::vector<OnnxNode>& nodes) {
     mm.file_op = "Gemm";
     mm.inputs = {n.inputs[0], w};
     mm.outputs = {n.outputs[0]};
+    ++rewrites_["Gemm read as MatMul + Add"];
     if (!has_c) {
       nodes[k] = std::move(mm);
       continue;
@@ -411,6 +413,7 @@ void OnnxGraph::normalize(std::vector<OnnxNode>& nodes) {
         }
       }
       erase(dead);
+      ++rewrites_["Reshape of tokens to rows around Linears lifted"];
       changed = true;
     }
   }
@@ -609,6 +612,7 @@ void OnnxGraph::normalize(std::vector<OnnxNode>& nodes) {
         std::set<std::size_t> shifted;
         for (std::size_t c : dead) shifted.insert(c + before.size());
         erase(shifted);
+        ++rewrites_["Transpose moved back up over an op"];
         changed = true;
       }
     }
@@ -626,6 +630,7 @@ void OnnxGraph::normalize(std::vector<OnnxNode>& nodes) {
         add_constant(t, shape_tensor(shape_of(b.outputs[0])), "the output shape of " + b.label());
         b.inputs = {a.inputs[0], t};
         erase({k});
+        ++rewrites_["Reshape chain merged"];
         changed = true;
       }
     }
@@ -641,6 +646,7 @@ void OnnxGraph::normalize(std::vector<OnnxNode>& nodes) {
           if (out == output_value_ && in == input_name_) continue;
           replace_uses(out, in);
           erase({k});
+          ++rewrites_[p.op_type + " that is an identity removed"];
           changed = true;
           continue;
         }
@@ -658,6 +664,7 @@ void OnnxGraph::normalize(std::vector<OnnxNode>& nodes) {
         if (back.shape != iota.shape || back.i != iota.i) continue;
         replace_uses(q.outputs[0], in);
         erase({k, cs[0]});
+        ++rewrites_[p.op_type + " + " + q.op_type + " that cancel removed"];
         changed = true;
       }
     }
@@ -690,6 +697,7 @@ void OnnxGraph::normalize(std::vector<OnnxNode>& nodes) {
     const std::vector<OnnxNode> saved = nodes;
     const std::string saved_output = output_value_;
     const std::set<std::string> saved_moving = moving;
+    const std::map<std::string, int> saved_rewrites = rewrites_;
     const auto before = transposes();
     moving.insert(candidate);
     hoist([&](const OnnxNode& t, const std::vector<std::int64_t>&) { return moving.count(t.outputs[0]) != 0; });
@@ -699,6 +707,7 @@ void OnnxGraph::normalize(std::vector<OnnxNode>& nodes) {
       nodes = saved;
       output_value_ = saved_output;
       moving = saved_moving;
+      rewrites_ = saved_rewrites;
     }
   }
   merge_reshapes();

@@ -131,6 +131,10 @@ class OnnxGraph {
   const std::vector<int>& consumers(const std::string& v) const;
   bool is_graph_output(const std::string& v) const { return v == output_value_; }
 
+  // What the normalisation step rewrote (normalize.cpp), as "what" -> how many, e.g.
+  // "Gemm read as MatMul + Add" -> 49; empty when the graph is spelled as torch.onnx.export writes it.
+  const std::map<std::string, int>& rewrites() const { return rewrites_; }
+
   // Interprets the graph on one image, input = [1, C, H, W] row-major; returns the graph output
   // (shape output_shape()).
   std::vector<float> run(const std::vector<float>& input) const;
@@ -159,6 +163,7 @@ class OnnxGraph {
   std::unordered_map<std::string, int> producers_;
   std::unordered_map<std::string, std::vector<int>> consumers_;
   std::vector<std::vector<std::string>> frees_after_;  // per node: values whose last use it is (run())
+  std::map<std::string, int> rewrites_;
 
   // Shapes of n's outputs from its inputs' (constant or not); records them in values_.
   void infer(const OnnxNode& n);
