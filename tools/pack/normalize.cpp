@@ -644,9 +644,9 @@ void OnnxGraph::normalize(std::vector<OnnxNode>& nodes) {
         const std::string in = p.inputs[0], out = p.outputs[0];
         if (shape_of(out) == shape_of(in) && (p.op_type != "Transpose" || identity_perm(p))) {
           if (out == output_value_ && in == input_name_) continue;
-          replace_uses(out, in);
-          erase({k});
           ++rewrites_[p.op_type + " that is an identity removed"];
+          replace_uses(out, in);
+          erase({k});  // p is gone from here on
           changed = true;
           continue;
         }
@@ -662,9 +662,9 @@ void OnnxGraph::normalize(std::vector<OnnxNode>& nodes) {
         std::iota(iota.i.begin(), iota.i.end(), std::int64_t{0});
         const OnnxTensor back = apply_to(q, apply_to(p, iota));
         if (back.shape != iota.shape || back.i != iota.i) continue;
-        replace_uses(q.outputs[0], in);
-        erase({k, cs[0]});
         ++rewrites_[p.op_type + " + " + q.op_type + " that cancel removed"];
+        replace_uses(q.outputs[0], in);
+        erase({k, cs[0]});  // p and q are gone from here on
         changed = true;
       }
     }
