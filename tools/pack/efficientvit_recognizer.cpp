@@ -616,7 +616,8 @@ EvitSpec Recognizer::run() {
   if (at != units.size()) fail(where(at), "unexpected extra unit after the third stage (EfficientViT-M has three stages)");
   if (s.embed_dim[0] != c0 || c0 % 8 != 0) fail(units.front().node, "unexpected patch embedding width");
 
-  // Head: pool -> (Flatten/Reshape/Squeeze) -> (BatchNormalization) -> Gemm | MatMul + Add.
+  // Head: pool -> (Flatten/Reshape/Squeeze) -> (BatchNormalization) -> MatMul + Add (a Gemm is that after
+  // the normalisation step, normalize.cpp).
   use(pool);
   if (node(pool).op_type == "ReduceMean") {
     const auto* ax = node(pool).attr_ints("axes");
@@ -651,13 +652,10 @@ EvitSpec Recognizer::run() {
       s.head_bn = true;
       use(k);
       v = n.outputs[0];
-    } else if (n.op_type == "Gemm" || n.op_type == "MatMul") {
+    } else if (n.op_type == "MatMul") {
       const OnnxTensor& w = constant(k, 1, "classifier weight");
       if (w.shape.size() != 2) fail(k, "expected a 2-D classifier weight");
-      const bool tb = n.op_type == "Gemm" && n.attr_int("transB", 0) != 0;
-      if (n.op_type == "Gemm" && (n.attr_int("transA", 0) != 0 || n.attr_float("alpha", 1.0f) != 1.0f || n.attr_float("beta", 1.0f) != 1.0f))
-        fail(k, "expected a plain Gemm (no transA, alpha = beta = 1)");
-      const std::int64_t out = tb ? w.shape[0] : w.shape[1], inf = tb ? w.shape[1] : w.shape[0];
+      const std::int64_t out = w.shape[1], inf = w.shape[0];
       if (inf != Cf) fail(k, "classifier over " + std::to_string(inf) + " features, the model has " + std::to_string(Cf));
       Tensor W, Bv;
       W.shape = {out, Cf};
@@ -665,13 +663,10 @@ EvitSpec Recognizer::run() {
       Bv.shape = {out};
       Bv.data.assign(std::size_t(out), 0.0f);
       for (std::int64_t o = 0; o < out; ++o)
-        for (std::int64_t c = 0; c < Cf; ++c) W.data[std::size_t(o * Cf + c)] = tb ? w.f[std::size_t(o * Cf + c)] : w.f[std::size_t(c * out + o)];
+        for (std::int64_t c = 0; c < Cf; ++c) W.data[std::size_t(o * Cf + c)] = w.f[std::size_t(c * out + o)];
       use(k);
       v = n.outputs[0];
-      if (n.op_type == "Gemm" && n.inputs.size() > 2 && !n.inputs[2].empty()) {
-        const OnnxTensor& b = constant(k, 2, "classifier bias");
-        for (std::int64_t o = 0; o < out; ++o) Bv.data[std::size_t(o)] = float(b.as_double(b.numel() == 1 ? 0 : o));
-      } else if (n.op_type == "MatMul" && !g_.is_graph_output(v)) {
+      if (!g_.is_graph_output(v)) {
         const int a = sole_consumer(v, k);
         if (node(a).op_type != "Add") fail(a, "expected the classifier bias Add");
         const int bi = g_.is_constant(node(a).inputs[1]) ? 1 : 0;
@@ -696,7 +691,8 @@ EvitSpec Recognizer::run() {
         fail(sole_consumer(v, k), "expected the classifier to be the graph's output (an EfficientViT head is one Linear "
                                   "after the pooling and its BatchNorm1d)");
     } else {
-      fail(k, "expected the head (Flatten, BatchNormalization, then Gemm or MatMul + Add)");
+      fail(k, "expected the head (Flatten, BatchNormalization, then a Linear: MatMul + Add, or Gemm with a constant "
+              "weight and bias vector)");
     }
   }
   if (s.num_classes == 0 && s.head_bn) fail(pool, "a BatchNorm1d without a classifier is not an EfficientViT head");

@@ -410,50 +410,26 @@ bool Recognizer::try_linear(int i) {
   m.kind = MKind::linear;
   m.covered = {i};
   std::string x, y = n.outputs[0];
-  if (n.op_type == "MatMul") {
-    const OnnxTensor* w = g_.constant(n.inputs[1]);
-    if (!w || g_.is_constant(n.inputs[0]) || w->shape.size() != 2 || w->dtype != DType::f32) return false;
-    x = n.inputs[0];
-    m.in_f = w->shape[0];
-    m.out_f = w->shape[1];
-    m.weight.resize(w->f.size());
-    for (std::int64_t a = 0; a < m.in_f; ++a)
-      for (std::int64_t o = 0; o < m.out_f; ++o) m.weight[o * m.in_f + a] = w->f[a * m.out_f + o];
-    m.weight_src = g_.constant_source(n.inputs[1]);
-  } else {  // Gemm
-    const OnnxTensor* w = g_.constant(n.inputs[1]);
-    if (!w || g_.is_constant(n.inputs[0]) || n.attr_int("transA", 0) != 0 || w->dtype != DType::f32) return false;
-    x = n.inputs[0];
-    const bool tb = n.attr_int("transB", 0) != 0;
-    const float alpha = n.attr_float("alpha", 1.0f), beta = n.attr_float("beta", 1.0f);
-    m.in_f = tb ? w->shape[1] : w->shape[0];
-    m.out_f = tb ? w->shape[0] : w->shape[1];
-    m.weight.resize(w->f.size());
-    for (std::int64_t o = 0; o < m.out_f; ++o)
-      for (std::int64_t a = 0; a < m.in_f; ++a)
-        m.weight[o * m.in_f + a] = alpha * (tb ? w->f[o * m.in_f + a] : w->f[a * m.out_f + o]);
-    m.weight_src = g_.constant_source(n.inputs[1]);
-    if (n.inputs.size() > 2 && !n.inputs[2].empty() && beta != 0.0f) {
-      const OnnxTensor* c = g_.constant(n.inputs[2]);
-      if (!c || !row_vector(n.inputs[2], m.out_f, &m.bias))
-        fail(n.label(), "expected a Linear: Gemm with a constant bias vector of " + std::to_string(m.out_f) + " values, found C " +
-                            (c ? shape_str(c->shape) : std::string("computed from the image")));
-      for (float& v : m.bias) v *= beta;
-      m.has_bias = true;
-      m.bias_src = g_.constant_source(n.inputs[2]);
-    }
-  }
-  if (!m.has_bias) {
-    const int a = single_onnx_consumer(y);
-    std::string other;
-    std::vector<float> b;
-    if (a >= 0 && owner_[a] < 0 && node(a).op_type == "Add" && other_input(node(a), y, &other) && row_vector(other, m.out_f, &b)) {
-      m.bias = std::move(b);
-      m.has_bias = true;
-      m.bias_src = g_.constant_source(other);
-      m.covered.push_back(a);
-      y = node(a).outputs[0];
-    }
+  // A Gemm is a MatMul + Add here: the normalisation step (normalize.cpp) rewrote every one with a constant
+  // weight and bias vector; one it left is not a Linear.
+  const OnnxTensor* w = g_.constant(n.inputs[1]);
+  if (!w || g_.is_constant(n.inputs[0]) || w->shape.size() != 2 || w->dtype != DType::f32) return false;
+  x = n.inputs[0];
+  m.in_f = w->shape[0];
+  m.out_f = w->shape[1];
+  m.weight.resize(w->f.size());
+  for (std::int64_t a = 0; a < m.in_f; ++a)
+    for (std::int64_t o = 0; o < m.out_f; ++o) m.weight[o * m.in_f + a] = w->f[a * m.out_f + o];
+  m.weight_src = g_.constant_source(n.inputs[1]);
+  const int a = single_onnx_consumer(y);
+  std::string other;
+  std::vector<float> b;
+  if (a >= 0 && owner_[a] < 0 && node(a).op_type == "Add" && other_input(node(a), y, &other) && row_vector(other, m.out_f, &b)) {
+    m.bias = std::move(b);
+    m.has_bias = true;
+    m.bias_src = g_.constant_source(other);
+    m.covered.push_back(a);
+    y = node(a).outputs[0];
   }
   m.inputs = {x};
   m.outputs = {y};
@@ -473,7 +449,7 @@ void Recognizer::build_macros() {
   for (int i = 0; i < n; ++i)
     if (owner_[i] < 0 && node(i).op_type == "Erf") gelu(i);
   for (int i = 0; i < n; ++i)
-    if (owner_[i] < 0 && (node(i).op_type == "MatMul" || node(i).op_type == "Gemm")) try_linear(i);
+    if (owner_[i] < 0 && node(i).op_type == "MatMul" && node(i).inputs.size() == 2) try_linear(i);
   for (int i = 0; i < n; ++i) {
     if (owner_[i] >= 0) continue;
     MNode m;
