@@ -13,8 +13,10 @@
 //    value, as in the export, and the restoring Reshape becomes an identity;
 //  - layout ops that are identities (same shape, same element order) and pairs of them that cancel out
 //    (Transpose pairs, Unsqueeze + Squeeze, Reshape + Reshape back) are removed.
-// Every rewrite keeps the values bit for bit: the evaluator (run()) reads the rewritten graph, and the
-// packer's self-check compares the packed model with it.
+// Every rewrite keeps the computation; all but one keep the values bit for bit. The exception: a Gemm's
+// alpha is folded into its weight (sum a*(alpha*b) instead of alpha*sum a*b), which differs in the last
+// bit unless alpha is a power of two. The evaluator (run()) reads the rewritten graph and the packer's
+// self-check compares the packed model with it, so the end-to-end tests hold the rewrites to PyTorch.
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -38,7 +40,7 @@ std::string contrib_op_refusal(const std::string& domain, const std::string& op,
     if (op == "LayerNormalization" && opset < 17)
       return "ONNX has LayerNormalization from opset 17 on, and this graph is opset " + std::to_string(opset) +
              ": ONNX Runtime's 'extended' level writes its own into older opsets; " + save_basic;
-    if (op == "SimplifiedLayerNormalization" || op == "SkipSimplifiedLayerNormalization")
+    if (op == "SimplifiedLayerNormalization")
       return "an op of ONNX Runtime's own (RMS normalisation), written by its 'extended' level; " + save_basic;
     return "";
   }
@@ -89,8 +91,19 @@ bool is_unary_rowwise(const std::string& op) {
 // ---- ONNX Runtime's contrib ops ---------------------------------------------------------------------------
 
 std::vector<OnnxNode> OnnxGraph::expand_contrib(const OnnxNode& n) {
+  try {
+    return expand_contrib_checked(n);
+  } catch (const ValueError& e) {  // an attribute with no integer value (NaN, ...)
+    throw PackError(path_, n.label(), e.what());
+  } catch (const detail::ShapeError& e) {
+    throw PackError(path_, n.label(), e.what());
+  }
+}
+
+std::vector<OnnxNode> OnnxGraph::expand_contrib_checked(const OnnxNode& n) {
   const std::string op = n.domain + "::" + n.op_type;
   auto fail = [&](const std::string& what) { throw PackError(path_, n.label(), what); };
+  if (n.outputs.empty() || n.outputs[0].empty()) fail("expected an output");
   std::vector<OnnxNode> out;
   auto emit = [&](const std::string& type, std::vector<std::string> ins, const std::string& o) {
     OnnxNode e;
@@ -105,7 +118,7 @@ std::vector<OnnxNode> OnnxGraph::expand_contrib(const OnnxNode& n) {
   auto temp = [&](const std::string& what) {
     // a fresh value name, also unique among the ones this expansion made so far
     std::string base = (n.outputs.empty() ? n.name : n.outputs[0]) + "::" + what, v = base;
-    for (int k = 2; values_.count(v) || constants_.count(v) ||
+    for (int k = 2; values_.count(v) || constants_.count(v) || reserved_.count(v) ||
                     std::any_of(out.begin(), out.end(), [&](const OnnxNode& e) { return e.outputs[0] == v; });
          ++k)
       v = base + "_" + std::to_string(k);
@@ -149,12 +162,9 @@ std::vector<OnnxNode> OnnxGraph::expand_contrib(const OnnxNode& n) {
   } else if (n.op_type == "FusedMatMul") {
     need_inputs(2);
     extra_outputs(1);
-    if (n.attr_int("transBatchA", 0) != 0 || n.attr_int("transBatchB", 0) != 0)
-      fail("transBatchA / transBatchB are not supported (ONNX Runtime's 'extended' level folded a batch Transpose into "
-           "the product); " + std::string("save the optimised model at ONNX Runtime's 'basic' level"));
     std::string a = n.inputs[0], b = n.inputs[1];
-    auto transposed = [&](const std::string& v, const char* what) {
-      const std::size_t rank = value_info(v).shape.size();
+    const std::size_t rank_a = value_info(a).shape.size(), rank_b = value_info(b).shape.size();
+    auto transposed = [&](const std::string& v, const char* what, std::size_t rank) {
       if (rank < 2) fail(std::string(what) + " of rank " + std::to_string(rank) + " cannot be transposed");
       std::vector<std::int64_t> perm(rank);
       std::iota(perm.begin(), perm.end(), std::int64_t{0});
@@ -165,8 +175,24 @@ std::vector<OnnxNode> OnnxGraph::expand_contrib(const OnnxNode& n) {
       tn->attrs["perm"].ints = perm;
       return t;
     };
-    if (n.attr_int("transA", 0) != 0) a = transposed(a, "A");
-    if (n.attr_int("transB", 0) != 0) b = transposed(b, "B");
+    // transBatchX: X = [d0, d1, .., dn-2, dn-1] is read as [d1, .., dn-2, d0, dn-1] (d0 moves behind the
+    // batch dims), before transX swaps the last two.
+    auto batch_moved = [&](const std::string& v, const char* what, std::size_t rank) {
+      if (rank < 3) fail(std::string("transBatch") + what + " on a rank-" + std::to_string(rank) + " input (3 or more needed)");
+      std::vector<std::int64_t> perm;
+      for (std::size_t d = 1; d + 1 < rank; ++d) perm.push_back(static_cast<std::int64_t>(d));
+      perm.push_back(0);
+      perm.push_back(static_cast<std::int64_t>(rank - 1));
+      const std::string t = temp(std::string(what) + "_batch_t");
+      OnnxNode* tn = emit("Transpose", {v}, t);
+      tn->attrs["perm"].kind = OnnxAttribute::Kind::ints;
+      tn->attrs["perm"].ints = perm;
+      return t;
+    };
+    if (n.attr_int("transBatchA", 0) != 0) a = batch_moved(a, "A", rank_a);
+    if (n.attr_int("transBatchB", 0) != 0) b = batch_moved(b, "B", rank_b);
+    if (n.attr_int("transA", 0) != 0) a = transposed(a, "A", rank_a);
+    if (n.attr_int("transB", 0) != 0) b = transposed(b, "B", rank_b);
     const float alpha = n.attr_float("alpha", 1.0f);
     if (alpha == 1.0f) {
       emit("MatMul", {a, b}, n.outputs[0]);
@@ -178,7 +204,9 @@ std::vector<OnnxNode> OnnxGraph::expand_contrib(const OnnxNode& n) {
   } else if (n.op_type == "SkipLayerNormalization") {
     need_inputs(3);
     for (std::size_t j = 1; j < 3 && j < n.outputs.size(); ++j)
-      if (!n.outputs[j].empty()) fail("its mean / inverse standard deviation output is used; vitcc computes neither");
+      if (!n.outputs[j].empty())
+        fail("its mean / inverse standard deviation output is used; vitcc computes neither. Save the optimised model "
+             "at ONNX Runtime's 'basic' level");
     // outputs: 0 normalised, 3 the sum input + skip (+ bias)
     const std::string sum = n.outputs.size() > 3 && !n.outputs[3].empty() ? n.outputs[3] : temp("sum");
     const bool bias = !input(4).empty();
@@ -518,6 +546,7 @@ void OnnxGraph::normalize(std::vector<OnnxNode>& nodes) {
     return name;
   };
   // split
+  std::map<std::string, OnnxNode> splits;  // the reordering part's output -> the Transpose as the file had it
   for (std::size_t k = 0; k < nodes.size(); ++k) {
     const OnnxNode t = nodes[k];
     if (t.op_type != "Transpose" || t.inputs.size() != 1 || is_constant(t.inputs[0])) continue;
@@ -537,6 +566,7 @@ void OnnxGraph::normalize(std::vector<OnnxNode>& nodes) {
     add_constant(target, shape_tensor(shape_of(t.outputs[0])), "the output shape of " + t.label());
     rs.inputs = {mid, target};
     rs.outputs = t.outputs;
+    splits[mid] = t;
     nodes[k] = std::move(tq);
     nodes.insert(nodes.begin() + static_cast<std::ptrdiff_t>(k) + 1, std::move(rs));
     ++k;
@@ -629,6 +659,7 @@ void OnnxGraph::normalize(std::vector<OnnxNode>& nodes) {
         const std::string t = fresh_name(b.outputs[0] + "::shape");
         add_constant(t, shape_tensor(shape_of(b.outputs[0])), "the output shape of " + b.label());
         b.inputs = {a.inputs[0], t};
+        infer(b);
         erase({k});
         ++rewrites_["Reshape chain merged"];
         changed = true;
@@ -655,6 +686,7 @@ void OnnxGraph::normalize(std::vector<OnnxNode>& nodes) {
         const OnnxNode& q = nodes[cs[0]];
         if (!layout_node(q) || q.inputs[0] != out || shape_of(q.outputs[0]) != shape_of(in)) continue;
         if (q.outputs[0] == output_value_ && in == input_name_) continue;
+        if (detail::shape_numel(shape_of(in)) > (std::int64_t{1} << 24)) continue;  // not a model's activation
         OnnxTensor iota;
         iota.dtype = DType::i64;
         iota.shape = shape_of(in);
@@ -677,6 +709,8 @@ void OnnxGraph::normalize(std::vector<OnnxNode>& nodes) {
   // A Transpose that moves only size-1 dims ([T, 1, D] -> [1, T, D]) reorders nothing, so it could sit
   // anywhere: it is hoisted only where that lets Transposes cancel out (ONNX Runtime moved one into the
   // middle of a LayerNorm), and left where it is otherwise (torchvision's export puts one after each).
+  merge_reshapes();
+  cancel_layout();
   std::set<std::string> tried;
   auto transposes = [&]() {
     return std::count_if(nodes.begin(), nodes.end(), [](const OnnxNode& n) { return n.op_type == "Transpose"; });
@@ -709,6 +743,17 @@ void OnnxGraph::normalize(std::vector<OnnxNode>& nodes) {
       moving = saved_moving;
       rewrites_ = saved_rewrites;
     }
+  }
+  // A split Transpose that did not move is put back as the file had it.
+  for (const auto& [mid, t] : splits) {
+    std::ptrdiff_t ti = -1, ri = -1;
+    for (std::size_t k = 0; k < nodes.size(); ++k) {
+      if (nodes[k].op_type == "Transpose" && nodes[k].outputs[0] == mid && nodes[k].inputs[0] == t.inputs[0]) ti = static_cast<std::ptrdiff_t>(k);
+      if (nodes[k].op_type == "Reshape" && nodes[k].outputs == t.outputs && nodes[k].inputs[0] == mid) ri = static_cast<std::ptrdiff_t>(k);
+    }
+    if (ti < 0 || ri < 0 || consumers_of(mid).size() != 1) continue;
+    nodes[static_cast<std::size_t>(ti)] = t;
+    erase({static_cast<std::size_t>(ri)});
   }
   merge_reshapes();
   cancel_layout();

@@ -517,6 +517,9 @@ OnnxGraph OnnxGraph::load(const std::string& path) {
     }
   }
 
+  g.reserved_ = defined;
+  for (const auto& [v, k] : produced_by) g.reserved_.insert(v);
+
   // ---- topological order (Kahn, stable in file order) -----------------------------------------------------
   std::vector<int> indeg(raw.size(), 0);
   std::vector<std::vector<int>> users(raw.size());
@@ -762,7 +765,7 @@ void OnnxGraph::infer(const OnnxNode& n) {
 
 std::string OnnxGraph::fresh_name(const std::string& base) const {
   std::string v = base;
-  for (int k = 2; values_.count(v) || constants_.count(v); ++k) v = base + "_" + std::to_string(k);
+  for (int k = 2; values_.count(v) || constants_.count(v) || reserved_.count(v); ++k) v = base + "_" + std::to_string(k);
   return v;
 }
 

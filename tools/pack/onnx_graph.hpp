@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "error.hpp"
@@ -132,7 +133,7 @@ class OnnxGraph {
   bool is_graph_output(const std::string& v) const { return v == output_value_; }
 
   // What the normalisation step rewrote (normalize.cpp), as "what" -> how many, e.g.
-  // "Gemm read as MatMul + Add" -> 49; empty when the graph is spelled as torch.onnx.export writes it.
+  // "Gemm read as MatMul + Add" -> 49 (torch.onnx.export itself writes a 2-D Linear as Gemm).
   const std::map<std::string, int>& rewrites() const { return rewrites_; }
 
   // Interprets the graph on one image, input = [1, C, H, W] row-major; returns the graph output
@@ -164,6 +165,7 @@ class OnnxGraph {
   std::unordered_map<std::string, std::vector<int>> consumers_;
   std::vector<std::vector<std::string>> frees_after_;  // per node: values whose last use it is (run())
   std::map<std::string, int> rewrites_;
+  std::unordered_set<std::string> reserved_;  // every value name the file uses: fresh_name avoids them
 
   // Shapes of n's outputs from its inputs' (constant or not); records them in values_.
   void infer(const OnnxNode& n);
@@ -177,6 +179,7 @@ class OnnxGraph {
   // normalize.cpp: ONNX Runtime's contrib op n (domain com.microsoft) as default-domain nodes, which the
   // caller folds and shape-propagates in order. PackError for one vitcc has no computation for.
   std::vector<OnnxNode> expand_contrib(const OnnxNode& n);
+  std::vector<OnnxNode> expand_contrib_checked(const OnnxNode& n);
 };
 
 
