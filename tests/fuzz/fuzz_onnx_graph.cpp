@@ -56,7 +56,9 @@ const char* const kOps[] = {"Add", "Sub", "Mul", "Div", "Pow", "Equal", "Neg", "
                             "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Gather", "Slice", "Split", "Concat",
                             "Expand", "Shape", "Cast", "Constant", "ConstantOfShape", "Range", "Identity", "Dropout",
                             "Mod", "Tile", "ReduceSum"};
-const char* const kAttrNames[] = {"axis", "axes", "perm", "keepdims", "split", "starts", "ends", "group", "strides",
+// ONNX Runtime's contrib ops (domain com.microsoft) that vitcc-pack expands, and one it refuses.
+const char* const kContribOps[] = {"FusedMatMul", "Gelu", "BiasGelu", "SkipLayerNormalization", "FusedConv", "FastGelu"};
+const char* const kAttrNames[] = {"transBatchA", "transBatchB", "activation", "axis", "axes", "perm", "keepdims", "split", "starts", "ends", "group", "strides",
                                   "pads", "dilations", "to", "transA", "transB", "allowzero", "num_outputs", "start",
                                   "end", "noop_with_empty_axes", "training_mode", "kernel_shape", "epsilon", "alpha",
                                   "beta", "value_int", "value_ints", "value_float", "mode", "auto_pad"};
@@ -387,12 +389,28 @@ bool mutate_attribute(Rng& r, onnx::NodeProto& n) {
   }
 }
 
+// A default-domain op, or now and then one of ONNX Runtime's (with its domain imported).
+void set_op(Rng& r, Model& md, onnx::NodeProto* n) {
+  if (r() % 6) {
+    n->set_op_type(pick(r, kOps));
+    n->clear_domain();
+    return;
+  }
+  n->set_op_type(pick(r, kContribOps));
+  n->set_domain("com.microsoft");
+  for (const auto& o : md.m.opset_import())
+    if (o.domain() == "com.microsoft") return;
+  auto* o = md.m.add_opset_import();
+  o->set_domain("com.microsoft");
+  o->set_version(1);
+}
+
 bool mutate_node(Rng& r, Model& md) {
   if (md.g.node_size() == 0) return false;
   const int index = static_cast<int>(below(r, static_cast<std::size_t>(md.g.node_size())));
   onnx::NodeProto* n = md.g.mutable_node(index);
   switch (r() % 10) {
-    case 0: n->set_op_type(pick(r, kOps)); return true;
+    case 0: set_op(r, md, n); return true;
     case 9: {  // an operand replaced by a new int64 constant (a scalar or a 1-element list) of an edge value
       if (n->input_size() == 0) return false;
       onnx::TensorProto* c = md.g.add_initializer();
@@ -429,7 +447,7 @@ bool mutate_node(Rng& r, Model& md) {
 // A new node of any op between existing values; often one existing node then reads its output.
 bool insert_node(Rng& r, Model& md) {
   onnx::NodeProto n;
-  n.set_op_type(pick(r, kOps));
+  set_op(r, md, &n);
   n.set_name(md.fresh_name(r));
   for (std::size_t k = 1 + below(r, 3); k-- > 0;) n.add_input(md.some_value(r));
   const std::string out = md.fresh_name(r);
