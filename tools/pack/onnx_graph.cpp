@@ -602,23 +602,9 @@ OnnxGraph OnnxGraph::load(const std::string& path) {
       for (OnnxNode& e : g.expand_contrib(n)) process(std::move(e));
       return;
     }
-    std::vector<OnnxTensor> placeholders(n.inputs.size());
-    std::vector<const OnnxTensor*> ptrs(n.inputs.size(), nullptr);
-    bool all_const = true;
-    for (std::size_t j = 0; j < n.inputs.size(); ++j) {
-      const std::string& i = n.inputs[j];
-      if (i.empty()) continue;
-      if (const OnnxTensor* c = g.constant(i)) {
-        ptrs[j] = c;
-      } else {
-        const ValueInfo& vi = g.values_.at(i);
-        placeholders[j].dtype = vi.dtype;
-        placeholders[j].shape = vi.shape;
-        placeholders[j].has_data = false;
-        ptrs[j] = &placeholders[j];
-        all_const = false;
-      }
-    }
+    std::vector<OnnxTensor> placeholders;
+    std::vector<const OnnxTensor*> ptrs;
+    const bool all_const = g.bind_inputs(n, placeholders, ptrs);
     if (!all_const && (n.op_type == "Identity" || n.op_type == "Dropout")) {
       // Validate (training mode, ...) and compute the optional mask, then forward the data input.
       std::vector<OnnxTensor> outs = detail::eval_op(n, ptrs, ectx);
@@ -741,9 +727,11 @@ OnnxGraph OnnxGraph::load(const std::string& path) {
   return g;
 }
 
-void OnnxGraph::infer(const OnnxNode& n) {
-  std::vector<OnnxTensor> placeholders(n.inputs.size());
-  std::vector<const OnnxTensor*> ptrs(n.inputs.size(), nullptr);
+bool OnnxGraph::bind_inputs(const OnnxNode& n, std::vector<OnnxTensor>& placeholders,
+                            std::vector<const OnnxTensor*>& ptrs) const {
+  placeholders.assign(n.inputs.size(), OnnxTensor{});
+  ptrs.assign(n.inputs.size(), nullptr);
+  bool all_const = true;
   for (std::size_t j = 0; j < n.inputs.size(); ++j) {
     const std::string& i = n.inputs[j];
     if (i.empty()) continue;
@@ -755,8 +743,16 @@ void OnnxGraph::infer(const OnnxNode& n) {
       placeholders[j].shape = vi.shape;
       placeholders[j].has_data = false;
       ptrs[j] = &placeholders[j];
+      all_const = false;
     }
   }
+  return all_const;
+}
+
+void OnnxGraph::infer(const OnnxNode& n) {
+  std::vector<OnnxTensor> placeholders;
+  std::vector<const OnnxTensor*> ptrs;
+  bind_inputs(n, placeholders, ptrs);
   const detail::EvalContext ectx{path_, opset_};
   std::vector<OnnxTensor> outs = detail::eval_op(n, ptrs, ectx);
   for (std::size_t j = 0; j < n.outputs.size() && j < outs.size(); ++j)

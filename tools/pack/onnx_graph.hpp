@@ -167,6 +167,9 @@ class OnnxGraph {
   std::map<std::string, int> rewrites_;
   std::unordered_set<std::string> reserved_;  // every value name the file uses: fresh_name avoids them
 
+  // ptrs[j]: n's input j, a constant or a placeholder (shape and dtype, no data) in `placeholders`;
+  // true when every input is a constant.
+  bool bind_inputs(const OnnxNode& n, std::vector<OnnxTensor>& placeholders, std::vector<const OnnxTensor*>& ptrs) const;
   // Shapes of n's outputs from its inputs' (constant or not); records them in values_.
   void infer(const OnnxNode& n);
   // A name no value has yet, from `base`.
