@@ -446,14 +446,6 @@ void OnnxGraph::normalize(std::vector<OnnxNode>& nodes) {
     }
   }
 
-  auto identity_perm = [&](const OnnxNode& n) {
-    const auto* perm = n.attr_ints("perm");
-    const std::size_t rank = shape_of(n.inputs[0]).size();
-    if (!perm) return rank <= 1;
-    for (std::size_t d = 0; d < perm->size(); ++d)
-      if ((*perm)[d] != static_cast<std::int64_t>(d)) return false;
-    return true;
-  };
   auto layout_node = [&](const OnnxNode& n) {
     return is_layout(n.op_type) && !n.inputs.empty() && !is_constant(n.inputs[0]) && n.outputs.size() == 1 &&
            params_constant(n);
@@ -673,7 +665,7 @@ void OnnxGraph::normalize(std::vector<OnnxNode>& nodes) {
         const OnnxNode& p = nodes[k];
         if (!layout_node(p)) continue;
         const std::string in = p.inputs[0], out = p.outputs[0];
-        if (shape_of(out) == shape_of(in) && (p.op_type != "Transpose" || identity_perm(p))) {
+        if (shape_of(out) == shape_of(in) && (p.op_type != "Transpose" || is_identity(perm_of(p)))) {
           if (out == output_value_ && in == input_name_) continue;
           ++rewrites_[p.op_type + " that is an identity removed"];
           replace_uses(out, in);
