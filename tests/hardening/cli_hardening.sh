@@ -35,6 +35,9 @@ expect_one_line_error() {
 }
 
 # ---- 1. killed mid-write ---------------------------------------------------------------------
+# VITCC_CLI_KILL=0 (the sanitized build) leaves this part to the plain build: a killed process never
+# reaches a sanitizer's report, and its ~20 packs take ~10x longer under ASan.
+if [ "${VITCC_CLI_KILL:-1}" = 1 ]; then
 # Models packed under one name, each writing other bytes into every file: OLD = the demo ViT,
 # NEW = the demo EfficientViT (another architecture: another blob, header, config hash and output),
 # NEW2 = the demo ViT with one weight changed (the same configuration, so that only the blob's
@@ -101,9 +104,7 @@ commit=$(grep -n 'demo.json: committed' "$out/steps.txt" | cut -d: -f1)
 [ -n "$commit" ] && [ "$steps" -gt "$commit" ] || fail "no commit step, or no removal after it: $(cat "$out/steps.txt")"
 echo "ok   a run of NEW over OLD has $steps steps; the commit (NAME.json in place) is step $commit:"
 sed 's/^/       /' "$out/steps.txt"
-# VITCC_CLI_KILL_SAMPLE=1 (the sanitized build): the first step, the commit and the last only.
 kill_steps=$(seq 1 "$steps")
-[ "${VITCC_CLI_KILL_SAMPLE:-0}" = 1 ] && kill_steps=$(printf '%s\n' 1 "$commit" "$steps" | sort -nu)
 for k in $kill_steps; do
   restore_old
   marker="$out/paused.$k"
@@ -124,7 +125,6 @@ t0=$(date +%s%N)
 "$pack" "$new2_onnx" -o "$out/timing" --name demo "${embed[@]}" >/dev/null
 duration_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 fracs="20 50 80 90 95 98 100 105"
-[ "${VITCC_CLI_KILL_SAMPLE:-0}" = 1 ] && fracs="50 98"
 for frac in $fracs; do
   restore_old
   delay=$(awk -v d="$duration_ms" -v f="$frac" 'BEGIN { printf "%.3f", d * f / 100000 }')
@@ -136,6 +136,9 @@ for frac in $fracs; do
   echo "ok   SIGKILL after ${delay}s (${frac}% of a run): $got"
 done
 restore_old
+else
+  echo "skip kill test (VITCC_CLI_KILL=0): the plain build runs it"
+fi
 
 # ---- 2. one line on stderr -------------------------------------------------------------------
 printf 'not an onnx file' > "$out/garbage.onnx"
