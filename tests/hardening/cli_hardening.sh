@@ -37,6 +37,7 @@ expect_one_line_error() {
 # ---- 1. killed mid-write ---------------------------------------------------------------------
 # VITCC_CLI_KILL=0 (the sanitized build) leaves this part to the plain build: a killed process never
 # reaches a sanitizer's report, and its ~20 packs take ~10x longer under ASan.
+m="$out/model" input=$src/demo/input.bin
 if [ "${VITCC_CLI_KILL:-1}" = 1 ]; then
 # Models packed under one name, each writing other bytes into every file: OLD = the demo ViT,
 # NEW = the demo EfficientViT (another architecture: another blob, header, config hash and output),
@@ -54,7 +55,6 @@ init.CopyFrom(numpy_helper.from_array(w, init.name))
 onnx.save(m, sys.argv[2])
 PY
 embed=(--emit-c-array --emit-object)
-input=$src/demo/input.bin
 declare -A onnx_of=([old]=$old_onnx [new]=$new_onnx [new2]=$new2_onnx) ref_out ref_cs
 for which in old new new2; do
   "$pack" "${onnx_of[$which]}" -o "$out/ref-$which" --name demo "${embed[@]}" >/dev/null
@@ -67,7 +67,6 @@ done
   || fail "the models of the kill test must give different outputs"
 echo "ok   reference runs: old ${ref_cs[old]}, new ${ref_cs[new]}, new2 ${ref_cs[new2]}"
 
-m="$out/model"
 # check_folder OLD_OR_NEW_OR_EITHER NEW PID TEXT: after a kill of PID (TEXT says where), every file
 # is whole and every view leads to OLD's or NEW's blob (pack_set.py), and vitcc-run on the folder's
 # config gives, bit for bit, the output of the set the config names, which must be the one asked for.
