@@ -65,7 +65,8 @@ test-full: deps
 
 # Benchmarks (own build tree; see BENCHMARKS.md). `make bench` runs the Google Benchmark suite
 # (kernels, then the models packed by a previous bench-compare); `make bench-compare` compares vitcc
-# at fp32, bf16 and int8 with ONNX Runtime fp32 and int8 and PyTorch and rewrites BENCHMARKS.md
+# at fp32, bf16 and int8 with ONNX Runtime fp32 and int8 and PyTorch and rewrites this CPU's
+# benchmarks/results/CPU.md and the BENCHMARKS.md index
 # (BENCH_ARGS="--models vit_s16 --precisions fp32,int8" narrows it).
 BENCH_BUILD ?= build-bench
 .PHONY: bench bench-compare bench-build

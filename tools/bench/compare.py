@@ -1,6 +1,8 @@
 #!/usr/bin/python3
-"""vitcc vs ONNX Runtime vs PyTorch eager on the same ONNX files and inputs; writes BENCHMARKS.md and an
-SVG chart. Run through tools/bench/compare.sh (`make bench-compare`), which builds what this needs.
+"""vitcc vs ONNX Runtime vs PyTorch eager on the same ONNX files and inputs; writes this CPU's
+benchmarks/results/CPU.md and CPU.svg (CPU: vendor, family and model, cpu_slug()), then BENCHMARKS.md,
+the index of every CPU's file. A run never overwrites another CPU's figures. Run through
+tools/bench/compare.sh (`make bench-compare`), which builds what this needs.
 
 For every model of benchmarks/models.txt (NAME FIXTURE):
   * the fixture (tools/export/make_fixtures.py) gives model.onnx, input.bin and reference.bin; it is
@@ -139,12 +141,16 @@ def main():
     ap.add_argument('--rounds', type=int, default=4)
     ap.add_argument('--runs', type=int, default=6, help='timed runs per process (rounds x runs >= 20)')
     ap.add_argument('--warmup', type=int, default=2)
-    ap.add_argument('--out', default=os.path.join(ROOT, 'BENCHMARKS.md'))
-    ap.add_argument('--svg', default=os.path.join(ROOT, 'benchmarks', 'comparison.svg'))
+    ap.add_argument('--out', default=None, help='default benchmarks/results/CPU.md, CPU this machine\'s cpu_slug()')
+    ap.add_argument('--svg', default=None, help='default: --out with .svg')
     ap.add_argument('--json', default=None, help='raw results (default BUILD/compare.json)')
     ap.add_argument('--command', default=None, help='the command line to quote in BENCHMARKS.md')
     ap.add_argument('--no-suite', action='store_true', help='skip the Google Benchmark kernel/model figures')
     args = ap.parse_args()
+    if args.out is None:
+        args.out = os.path.join(RESULTS, cpu_slug() + '.md')
+    if args.svg is None:
+        args.svg = os.path.splitext(args.out)[0] + '.svg'
 
     build = os.path.abspath(args.build)
     own_fixtures = os.path.join(build, 'fixtures')
@@ -310,7 +316,8 @@ def main():
         json.dump(results, f, indent=1)
     write_markdown(results, args.out, os.path.relpath(args.svg, os.path.dirname(os.path.abspath(args.out))))
     write_svg(results, args.svg)
-    log('wrote %s, %s and %s' % (args.out, args.svg, json_out))
+    write_index()
+    log('wrote %s, %s, %s and %s' % (args.out, args.svg, INDEX, json_out))
 
 
 # The Google Benchmark figures BENCHMARKS.md quotes (the whole suite: `make bench`).
@@ -362,6 +369,46 @@ def suite_section(res):
         lines.append('| %s | %.3f | %s | %s |' % (short, v['real_ms'], g, pk))
     lines.append('')
     return lines
+
+
+RESULTS = os.path.join(ROOT, 'benchmarks', 'results')
+INDEX = os.path.join(ROOT, 'BENCHMARKS.md')
+
+
+def cpu_slug():
+    """This CPU as a file name: vendor, family and model (lscpu), e.g. amd-family25-model17. Machines of
+    one name differ (an "AMD EPYC" has been Zen 4 and Zen 5), so the name alone would merge them."""
+    vendor = {'AuthenticAMD': 'amd', 'GenuineIntel': 'intel'}.get(
+        sh("lscpu | sed -n 's/^Vendor ID: *//p' | head -n1"), 'cpu')
+    family = sh("lscpu | sed -n 's/^CPU family: *//p' | head -n1")
+    model = sh("lscpu | sed -n 's/^Model: *//p' | head -n1")
+    slug = vendor + ('-family%s' % family if family else '') + ('-model%s' % model if model else '')
+    return re.sub(r'[^a-z0-9-]', '', slug.lower())
+
+
+def write_index():
+    """BENCHMARKS.md: one row per CPU's results file (benchmarks/results/*.md), from each file's own
+    header: when it was written, the CPU, the command; the figures stay in the files."""
+    rows = []
+    for name in sorted(os.listdir(RESULTS)) if os.path.isdir(RESULTS) else []:
+        if not name.endswith('.md'):
+            continue
+        text = open(os.path.join(RESULTS, name)).read()
+        date = re.search(r'^Written by .* on (.*?);', text, re.M)
+        cpu = re.search(r'^\| CPU \| (.*) \|$', text, re.M)
+        cmd = re.search(r'^Command: `(.*)`$', text, re.M)
+        rows.append('| [%s](benchmarks/results/%s) | %s | %s | `%s` |' % (
+            name[:-3], name, cpu.group(1) if cpu else '?', date.group(1) if date else '?', cmd.group(1) if cmd else '?'))
+    lines = ['# Benchmarks: vitcc vs ONNX Runtime vs PyTorch eager\n',
+             'Written by `tools/bench/compare.py`; do not edit by hand. Each CPU has its own file, written by '
+             '`make bench-compare` on a machine with that CPU (vendor, family and model from lscpu): a run '
+             'rewrites its own CPU\'s file and this index, never another CPU\'s figures. Machines of this kind '
+             'differ (AMD EPYC Zen 4 and Zen 5, Intel Xeon with AMX), and figures from one do not hold on another. '
+             'Each file gives the machine, the versions, the command, vitcc at every precision against ONNX '
+             'Runtime fp32 and int8 and PyTorch, the targets, the kernel suite and a chart.\n',
+             '| CPU file | CPU (lscpu) | written | command |', '|---|---|---|---|'] + rows + ['']
+    with open(INDEX, 'w') as f:
+        f.write('\n'.join(lines))
 
 
 def machine_info(build):

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One command for the comparison (`make bench-compare`): builds vitcc's tools and benchmarks in
 # build-bench, installs onnxruntime-node there (npm, --ignore-scripts: the package ships its
-# libonnxruntime.so and Node binding), then runs tools/bench/compare.py, which writes BENCHMARKS.md and
-# benchmarks/comparison.svg: vitcc at fp32, bf16 and int8 against ONNX Runtime fp32, ONNX Runtime int8
+# libonnxruntime.so and Node binding), then runs tools/bench/compare.py, which writes this CPU's
+# benchmarks/results/CPU.md and CPU.svg and the BENCHMARKS.md index: vitcc at fp32, bf16 and int8 against ONNX Runtime fp32, ONNX Runtime int8
 # (the model rewritten by tools/bench/ort_quantize.py; needs /usr/bin/python3 with onnx and numpy) and
 # PyTorch. Extra arguments go to compare.py (--models vit_s16,vit_b16 --precisions fp32,int8 --rounds 5 ...).
 # Environment: BUILD (default build-bench), JOBS (default 2), VITCC_BENCH_FIXTURES (colon-separated
