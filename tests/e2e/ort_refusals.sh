@@ -7,21 +7,22 @@ pack=$1 src=$2 fixtures=$3 ort=$4 version=$5 python=$6 work=$7
 module=$(bash "$src/tests/tools/ort_install.sh" "$ort" "$version" ort_refusals) || exit $?
 rm -rf "$work" && mkdir -p "$work"
 fails=0
-# expect_refusal NAME MODEL NEEDLE...: the pack fails with exit 1, says "vitcc-pack: error:" and every needle
+# expect_refusal NAME MODEL NEEDLE...: the pack fails with exit 5 (a valid model vitcc does not pack), says
+# "vitcc-pack: error:" and every needle
 expect_refusal() {
   local name=$1 model=$2
   shift 2
   local rc=0
   "$pack" "$model" -o "$work/$name.out" >"$work/$name.log" 2>&1 || rc=$?
   local ok=1
-  [ "$rc" = 1 ] || ok=0
+  [ "$rc" = 5 ] || ok=0
   grep -q "vitcc-pack: error:" "$work/$name.log" || ok=0
   for needle in "$@"; do grep -qF -- "$needle" "$work/$name.log" || ok=0; done
   [ ! -e "$work/$name.out" ] || ok=0
   if [ $ok = 1 ]; then
     echo "ok   $name: $(head -c 400 "$work/$name.log")"
   else
-    echo "FAIL $name (exit $rc, wanted 1 and: $*):"; cat "$work/$name.log"; fails=$((fails + 1))
+    echo "FAIL $name (exit $rc, wanted 5 and: $*):"; cat "$work/$name.log"; fails=$((fails + 1))
   fi
 }
 vit17=$fixtures/vit_tiny_patch16_224_op17/model.onnx

@@ -21,12 +21,14 @@ python=${VITCC_PYTHON:-/usr/bin/python3}
 here=$(cd "$(dirname "$0")" && pwd)
 
 # expect_one_line_error TOOL "words" command...: non-zero exit, stderr exactly one line starting
-# "TOOL: error:" and containing the words.
+# "TOOL: error:" and containing the words (besides, at most, vitcc-run's note on a first compile).
 expect_one_line_error() {
   local tool=$1 want=$2; shift 2
   local rc=0
-  "$@" >"$out/stdout" 2>"$out/stderr" || rc=$?
+  "$@" >"$out/stdout" 2>"$out/stderr.all" || rc=$?
   [ "$rc" -ne 0 ] || fail "expected failure of: $* (exit 0)"
+  grep -v '^vitcc-run: note: compiling ' "$out/stderr.all" >"$out/stderr" || true
+  [ "$(grep -c '^vitcc-run: note: ' "$out/stderr.all" || true)" -le 1 ] || fail "more than one note: $(cat "$out/stderr.all")"
   local n; n=$(grep -c '' "$out/stderr" || true)
   [ "$n" -eq 1 ] || fail "$tool wrote $n lines on stderr for: $*: $(cat "$out/stderr")"
   grep -q "^$tool: error: " "$out/stderr" || fail "stderr does not start with '$tool: error:': $(cat "$out/stderr")"

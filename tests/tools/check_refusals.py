@@ -37,6 +37,8 @@ def main(pack, cases_dir, out_dir):
             continue
         if p.returncode == 0:
             problems.append('was accepted')
+        elif p.returncode not in (3, 5):  # README "Exit codes": an invalid input, or a model vitcc does not pack
+            problems.append(f'exit {p.returncode}, expected 3 (invalid input) or 5 (unsupported model)')
         if len(lines) != 1:
             problems.append(f'stderr has {len(lines)} lines, expected one')
         msg = lines[0] if lines else ''

@@ -32,10 +32,12 @@
 #include <string>
 #include <vector>
 
+#include "../common/exit_codes.hpp"
 #include "../common/model_config.hpp"
 #include "../common/names.hpp"
 #include "../common/process.hpp"
 #include "vitcc/core/error.hpp"
+#include "vitcc/version.hpp"
 
 namespace fs = std::filesystem;
 
@@ -43,12 +45,19 @@ namespace {
 
 const char* usage =
     "usage: vitcc-compile OUT_DIR/NAME.json -o DIR [--cxx CXX] [--flags \"FLAGS\"] [--ar AR]\n"
+    "       vitcc-compile --version\n"
     "Writes DIR/NAME.h (C header) and DIR/libNAME.a (the model's forward pass for C programs).\n"
     "Defaults: the compiler and flags vitcc was built with; environment CXX, VITCC_COMPILE_FLAGS and\n"
-    "AR override them, and the options override the environment (e.g. a cross compiler and its flags).\n";
+    "AR override them, and the options override the environment (e.g. a cross compiler and its flags).\n"
+    "Exit codes: 0 done, 1 another failure (a compiler, the runner, an internal error), 2 usage, 3 an\n"
+    "input file is unreadable or invalid, 4 outputs outside their bound, 5 a model vitcc does not pack,\n"
+    "6 an output cannot be written.\n";
 
+namespace exit_code = vitcc::tools::exit_code;
+// code: the exit code (tools/common/exit_codes.hpp); 0: the step that failed decides (main's `step`).
 struct Failure : std::runtime_error {
-  using std::runtime_error::runtime_error;
+  explicit Failure(const std::string& message, int exit_code = 0) : std::runtime_error(message), code(exit_code) {}
+  int code;
 };
 
 std::string from_env(const char* name, const std::string& fallback) {
@@ -61,11 +70,11 @@ void write_text(const fs::path& p, const std::string& text) {
   {
     std::ofstream f(tmp, std::ios::binary);
     f << text;
-    if (!f) throw Failure(tmp.string() + ": cannot write");
+    if (!f) throw Failure(tmp.string() + ": cannot write", exit_code::io);
   }
   std::error_code ec;
   fs::rename(tmp, p, ec);
-  if (ec) throw Failure(p.string() + ": cannot move into place: " + ec.message());
+  if (ec) throw Failure(p.string() + ": cannot move into place: " + ec.message(), exit_code::io);
 }
 
 std::string upper(std::string s) {
@@ -168,6 +177,7 @@ fs::path include_dir() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  int step = exit_code::usage;  // the exit code of a failure in this step, unless it names its own
   try {
     std::string config, out_dir;
     std::string cxx = from_env("CXX", VITCC_COMPILE_CXX);
@@ -184,11 +194,17 @@ int main(int argc, char** argv) {
       else if (a[i] == "--flags") flags = value();
       else if (a[i] == "--ar") ar = value();
       else if (a[i] == "-h" || a[i] == "--help") { std::cout << usage; return 0; }
+      else if (a[i] == "--version") {
+        std::printf("vitcc-compile %d.%d.%d (default: %s %s)\n", VITCC_VERSION_MAJOR, VITCC_VERSION_MINOR,
+                    VITCC_VERSION_PATCH, VITCC_COMPILE_CXX, VITCC_COMPILE_FLAGS);
+        return 0;
+      }
       else if (!a[i].empty() && a[i][0] == '-') throw Failure("unknown option '" + a[i] + "' (see vitcc-compile --help)");
       else if (config.empty()) config = a[i];
       else throw Failure("unexpected argument '" + a[i] + "' (see vitcc-compile --help)");
     }
     if (config.empty() || out_dir.empty()) throw Failure("missing NAME.json or -o DIR (see vitcc-compile --help)");
+    step = exit_code::input;
 
     const vitcc::tools::ModelConfig cfg = vitcc::tools::load_model_config(config);
     const std::string include = vitcc::tools::include_directive(cfg.header_path);
@@ -198,7 +214,7 @@ int main(int argc, char** argv) {
 
     std::error_code ec;
     fs::create_directories(out_dir, ec);
-    if (ec) throw Failure(out_dir + ": cannot create the output folder: " + ec.message());
+    if (ec) throw Failure(out_dir + ": cannot create the output folder: " + ec.message(), exit_code::io);
     fs::path dir = fs::absolute(out_dir).lexically_normal();
     if (dir.filename().empty()) dir = dir.parent_path();  // "out/" -> "out"
     // Every file this tool writes is named after the model name load_model_config checked (a file
@@ -217,6 +233,7 @@ int main(int argc, char** argv) {
     const fs::path lib = in_dir("lib" + name + ".a"), tmp_lib = in_dir("lib" + name + ".a" + tag);
     const fs::path c_header_path = in_dir(name + ".h");
     write_text(src, c_api_source(include, id));
+    step = exit_code::failure;  // the compiler and the archiver
 
     std::vector<std::string> cmd = vitcc::tools::words(cxx);
     if (cmd.empty()) throw Failure("empty compiler command");
@@ -232,15 +249,18 @@ int main(int argc, char** argv) {
     log.clear();
     if (vitcc::tools::run_process(ar_cmd, log) != 0) throw Failure("archiving " + obj.string() + " with " + ar + " failed:\n" + log);
     fs::rename(tmp_lib, lib, ec);
-    if (ec) throw Failure(lib.string() + ": cannot move into place: " + ec.message());
+    if (ec) throw Failure(lib.string() + ": cannot move into place: " + ec.message(), exit_code::io);
     fs::remove(obj, ec);
     // The header last: a header never names a library that is not in place.
     write_text(c_header_path, c_header(cfg));
     std::printf("wrote %s and %s (%s, %zu workspace bytes)\n", c_header_path.string().c_str(), lib.string().c_str(),
                 cfg.architecture.c_str(), ws_bytes);
     return 0;
+  } catch (const Failure& e) {
+    std::fprintf(stderr, "vitcc-compile: error: %s\n", vitcc::tools::one_line(e.what()).c_str());
+    return e.code ? e.code : step;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "vitcc-compile: error: %s\n", vitcc::tools::one_line(e.what()).c_str());
-    return 1;
+    return step;
   }
 }

@@ -11,11 +11,15 @@
 namespace vitcc::pack {
 
 struct PackError : std::runtime_error {
-  explicit PackError(const std::string& message) : std::runtime_error(message) {}
+  explicit PackError(const std::string& message, int exit_code = 0) : std::runtime_error(message), code(exit_code) {}
   // "<file>: <where>: <what>" (where: e.g. describe_node(...) or describe_tensor(...); may be empty)
-  PackError(const std::string& file, const std::string& where, const std::string& what)
-      : std::runtime_error(where.empty() ? file + ": " + what : file + ": " + where + ": " + what) {}
+  PackError(const std::string& file, const std::string& where, const std::string& what, int exit_code = 0)
+      : std::runtime_error(where.empty() ? file + ": " + what : file + ": " + where + ": " + what), code(exit_code) {}
+  // vitcc-pack's exit code for it (tools/common/exit_codes.hpp); 0: the step it failed in decides.
+  int code;
 };
+// A valid model that vitcc does not pack: an operator, an option of one, an architecture (exit 5).
+inline constexpr int unsupported_code = 5;
 
 // "node 'MatMul_42' (MatMul)"; an unnamed node is named by its first output.
 inline std::string describe_node(const std::string& name, const std::string& op_type,

@@ -36,6 +36,7 @@
 #include "../run/image_preprocess.hpp"
 #include "../run/tensor_io.hpp"
 #include "vitcc/version.hpp"
+#include "../common/exit_codes.hpp"
 
 namespace fs = std::filesystem;
 using namespace vitcc;
@@ -48,6 +49,7 @@ const char* usage =
     "                  [--calibration FILE]... [--smooth auto|off|ALPHA]\n"
     "                  [--mean R,G,B] [--std R,G,B] [--interpolation bicubic|bilinear|nearest]\n"
     "                  [--crop-pct F] [--emit-c-array] [--emit-object [--object-cc CC]]\n"
+    "       vitcc-pack --version\n"
     "Writes OUT_DIR/NAME.json (the config; written last, it names the others), OUT_DIR/NAME.hpp (the\n"
     "header to include) and the content-addressed NAME.<checksum>.vitcc (weights) and NAME.<hash>.hpp\n"
     "(NAME: the ONNX file's stem); files of an earlier pack of NAME are removed once the new set is in place.\n"
@@ -56,9 +58,9 @@ const char* usage =
     "  assembled by CC (default $CC, else cc; e.g. --object-cc arm-none-eabi-gcc).\n"
     "--precision: the GEMM weights' precision (default fp32): bf16 (rounded to nearest even, float32\n"
     "  arithmetic) or int8 (symmetric per output channel; activations quantised per token). LayerNorm,\n"
-    "  softmax, GELU and attention's P.v stay float32 (int8 ViTs compute q.k^T from int8 q and k). The\n"
-    "  self-check then also reports the chosen precision\n"
-    "  against the float32 graph.\n"
+    "  softmax and GELU stay float32; int8 ViTs compute q.k^T from int8 q and k, and attention's P.v in\n"
+    "  float32, or bfloat16 where the build measured vdpbf16ps paying (docs/PRECISION.md). The\n"
+    "  self-check then also reports the chosen precision against the float32 graph.\n"
     "--calibration FILE: int8 only, repeatable: the images SmoothQuant's smoothing is calibrated on: .npy\n"
     "  (float32 or float64, [N,C,H,W] or [C,H,W], already preprocessed), .bin (raw float32 NCHW) or an\n"
     "  image (.png .jpg .jpeg .ppm .pgm, preprocessed as --mean/--std/--interpolation/--crop-pct say).\n"
@@ -70,7 +72,10 @@ const char* usage =
     "  images if it removes a tenth of int8's distance (1 - cosine) to float32 there, else none; ALPHA in\n"
     "  [0, 1] fixes it; off disables it. NAME.json \"smoothing\" and --summary record what was done\n"
     "  (docs/PRECISION.md).\n"
-    "Preprocessing defaults: ImageNet mean/std, crop_pct 0.875, bicubic (bilinear for torchvision).\n";
+    "Preprocessing defaults: ImageNet mean/std, crop_pct 0.875, bicubic (bilinear for torchvision).\n"
+    "Exit codes: 0 done, 1 another failure (a compiler, the runner, an internal error), 2 usage, 3 an\n"
+    "input file is unreadable or invalid, 4 outputs outside their bound, 5 a model vitcc does not pack,\n"
+    "6 an output cannot be written.\n";
 
 struct Options {
   std::string model, out_dir, name;
@@ -153,6 +158,11 @@ Options parse(int argc, char** argv) {
         throw PackError("--crop-pct: '" + v + "' is not a number in (0, 1]");
     } else if (a[i] == "-h" || a[i] == "--help") {
       std::cout << usage;
+      std::exit(0);
+    } else if (a[i] == "--version") {
+      std::printf("vitcc-pack %d.%d.%d (writes blob format %u, reads %u to %u)\n", VITCC_VERSION_MAJOR,
+                  VITCC_VERSION_MINOR, VITCC_VERSION_PATCH, unsigned(vitcc::blob::format_version),
+                  unsigned(vitcc::blob::oldest_format_version), unsigned(vitcc::blob::format_version));
       std::exit(0);
     } else if (!a[i].empty() && a[i][0] == '-') throw PackError("unknown option '" + a[i] + "' (see vitcc-pack --help)");
     else if (o.model.empty()) o.model = a[i];
@@ -398,10 +408,17 @@ Smoothing choose_smoothing(const Options& o, const PackedModel& m, const std::ve
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The exit code of a failure in the current step (tools/common/exit_codes.hpp), unless the error
+  // names its own (PackError::code): a malformed file is the input's fault, a valid model the packer
+  // does not model is "unsupported", an output that cannot be written is I/O.
+  int step = tools::exit_code::usage;
   try {
     const Options o = parse(argc, argv);
+    step = tools::exit_code::input;
     const OnnxGraph graph = OnnxGraph::load(o.model);
+    step = tools::exit_code::unsupported;
     PackedModel m = pack_model(graph);
+    step = tools::exit_code::input;  // the weights, then --calibration's files
     check_finite(m.tensors, o.model);
     // The float32 blob first: the recognition is checked on it, with the tight float32 bound.
     const std::vector<unsigned char> fp32_bytes = serialize_blob(m.tensors);
@@ -433,6 +450,7 @@ int main(int argc, char** argv) {
         o.precision == Precision::fp32 ? fp32_bytes
                                        : serialize_blob(convert_precision(smooth.applied ? low_tensors : m.tensors, o.precision));
     low_tensors.clear();
+    step = tools::exit_code::failure;
 
     // Self-check: the packed model, run by the library's own forward pass, must reproduce the ONNX
     // graph (run by the packer's interpreter) on a seeded input. A recognition mistake cannot pass.
@@ -442,7 +460,8 @@ int main(int argc, char** argv) {
     const std::vector<float> expected = graph.run(check_in);
     if (expected.size() != out_count)
       throw PackError(o.model + ": the graph output has " + std::to_string(expected.size()) +
-                      " values per image, the recognised model " + std::to_string(out_count));
+                      " values per image, the recognised model " + std::to_string(out_count),
+                      tools::exit_code::unsupported);
     double slack = 0;  // the bound's widening for a graph that amplifies rounding (recorded for --check)
     tools::Agreement reduced;  // the chosen precision against the float32 graph (bf16, int8)
     if (o.check) {
@@ -469,7 +488,8 @@ int main(int argc, char** argv) {
                         ", but the packed model disagrees with the ONNX graph (max abs error " +
                         std::to_string(a.max_abs_err) + ", allowed " + std::to_string(a.allowed(tools::fp32_parity, slack)) +
                         ", cosine " + std::to_string(a.cosine) +
-                        "): the graph computes something this recogniser does not model; refusing to write it");
+                        "): the graph computes something this recogniser does not model; refusing to write it",
+                        tools::exit_code::unsupported);
       if (o.summary) {
         std::printf("self-check   packed model vs ONNX graph on a seeded input: max abs error %.3g (max |ref| %.3g), cosine %.8f\n",
                     a.max_abs_err, a.max_abs_ref, a.cosine);
@@ -503,7 +523,8 @@ int main(int argc, char** argv) {
           throw PackError(o.model + ": at " + precision_name(o.precision) + " the packed model is too far from the float32 graph (max abs error " +
                           std::to_string(reduced.max_abs_err) + ", allowed " + std::to_string(reduced.allowed(bound, slack)) +
                           ", cosine " + std::to_string(reduced.cosine) + ", at least " + std::to_string(bound.min_cosine) +
-                          " needed); refusing to write it");
+                          " needed); refusing to write it",
+                          tools::exit_code::parity);
         if (o.summary)
           std::printf("precision    %s vs the float32 graph on the same input: max abs error %.3g, cosine %.8f\n",
                       precision_name(o.precision), reduced.max_abs_err, reduced.cosine);
@@ -558,6 +579,7 @@ int main(int argc, char** argv) {
 
     // The order of output_set.hpp: content-addressed files, the stable names users build with,
     // NAME.json (the commit), then the previous set's files are removed.
+    step = tools::exit_code::io;
     OutputSet set(o.out_dir, o.name);
     set.write(blob_file, blob_bytes.data(), blob_bytes.size(), blob_check(checksum));  // verified as written
     set.write(header_file, header);
@@ -590,9 +612,12 @@ int main(int argc, char** argv) {
                   blob_file.c_str(), header_file.c_str());
     }
     return 0;
+  } catch (const PackError& e) {
+    std::fprintf(stderr, "vitcc-pack: error: %s\n", tools::one_line(e.what()).c_str());
+    return e.code ? e.code : step;
   } catch (const std::exception& e) {
     // One line on stderr, whatever the message holds (some come from the ONNX library).
     std::fprintf(stderr, "vitcc-pack: error: %s\n", tools::one_line(e.what()).c_str());
-    return 1;
+    return step;
   }
 }

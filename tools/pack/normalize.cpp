@@ -103,6 +103,8 @@ std::vector<OnnxNode> OnnxGraph::expand_contrib(const OnnxNode& n) {
 std::vector<OnnxNode> OnnxGraph::expand_contrib_checked(const OnnxNode& n) {
   const std::string op = n.domain + "::" + n.op_type;
   auto fail = [&](const std::string& what) { throw PackError(path_, n.label(), what); };
+  // Valid ONNX Runtime graphs that vitcc does not take (vitcc-pack exits 5).
+  auto refuse = [&](const std::string& what) { throw PackError(path_, n.label(), what, unsupported_code); };
   if (n.outputs.empty() || n.outputs[0].empty()) fail("expected an output");
   std::vector<OnnxNode> out;
   auto emit = [&](const std::string& type, std::vector<std::string> ins, const std::string& o) {
@@ -137,7 +139,7 @@ std::vector<OnnxNode> OnnxGraph::expand_contrib_checked(const OnnxNode& n) {
   auto extra_outputs = [&](std::size_t from) {
     for (std::size_t j = from; j < n.outputs.size(); ++j)
       if (!n.outputs[j].empty())
-        fail("output " + std::to_string(j) + " ('" + n.outputs[j] + "') is used; vitcc reads only the first");
+        refuse("output " + std::to_string(j) + " ('" + n.outputs[j] + "') is used; vitcc reads only the first");
   };
   // x * 0.5 * (1 + erf(x / sqrt(2))), as torch.onnx.export writes nn.GELU()
   auto gelu = [&](const std::string& x, const std::string& y) {
@@ -205,7 +207,7 @@ std::vector<OnnxNode> OnnxGraph::expand_contrib_checked(const OnnxNode& n) {
     need_inputs(3);
     for (std::size_t j = 1; j < 3 && j < n.outputs.size(); ++j)
       if (!n.outputs[j].empty())
-        fail("its mean / inverse standard deviation output is used; vitcc computes neither. Save the optimised model "
+        refuse("its mean / inverse standard deviation output is used; vitcc computes neither. Save the optimised model "
              "at ONNX Runtime's 'basic' level");
     // outputs: 0 normalised, 3 the sum input + skip (+ bias)
     const std::string sum = n.outputs.size() > 3 && !n.outputs[3].empty() ? n.outputs[3] : temp("sum");
@@ -226,7 +228,8 @@ std::vector<OnnxNode> OnnxGraph::expand_contrib_checked(const OnnxNode& n) {
     const std::string act = n.attr_string("activation", "");
     const char* act_op = act == "Relu" ? "Relu" : act == "Sigmoid" ? "Sigmoid" : act == "Tanh" ? "Tanh" : nullptr;
     if (!act.empty() && !act_op)
-      fail("activation '" + act + "' is not supported (Relu, Sigmoid and Tanh are); save the optimised model at ONNX Runtime's 'basic' level");
+      refuse("activation '" + act + "' is not supported (Relu, Sigmoid and Tanh are); save the optimised model at "
+             "ONNX Runtime's 'basic' level");
     std::vector<std::string> conv_in = {n.inputs[0], n.inputs[1]};
     if (!input(2).empty()) conv_in.push_back(n.inputs[2]);
     const bool z = !input(3).empty();
@@ -241,7 +244,7 @@ std::vector<OnnxNode> OnnxGraph::expand_contrib_checked(const OnnxNode& n) {
     }
     if (act_op) emit(act_op, {y}, n.outputs[0]);
   } else {
-    fail(detail::contrib_op_refusal(n.domain, n.op_type, opset_));
+    refuse(detail::contrib_op_refusal(n.domain, n.op_type, opset_));
   }
   ++rewrites_[op + " expanded"];
   return out;

@@ -428,11 +428,13 @@ OnnxGraph OnnxGraph::load(const std::string& path) {
   if (!opsets.count("")) throw PackError(path, "", "the model imports no default-domain (ai.onnx) opset");
   g.opset_ = opsets[""];
   if (g.opset_ < 7 || g.opset_ > 18)
-    throw PackError(path, "", "opset " + std::to_string(g.opset_) + " is not supported (7..18 are; exports use 10..17)");
+    throw PackError(path, "", "opset " + std::to_string(g.opset_) + " is not supported (7..18 are; exports use 10..17)",
+                    unsupported_code);
 
   const onnx::GraphProto& graph = model.graph();
   if (graph.sparse_initializer_size() > 0)
-    throw PackError(path, describe_tensor(graph.sparse_initializer(0).values().name()), "sparse initializers are not supported");
+    throw PackError(path, describe_tensor(graph.sparse_initializer(0).values().name()), "sparse initializers are not supported",
+                    unsupported_code);
 
   // ---- names of initializers (converted after the checks) ----------------------------------------------
   std::unordered_set<std::string> defined, init_names;
@@ -503,9 +505,10 @@ OnnxGraph OnnxGraph::load(const std::string& path) {
     // ONNX Runtime's own ops (an optimised graph it saved): expanded below when vitcc has their computation.
     const std::string why = detail::contrib_op_refusal(dom, np.op_type(), g.opset_);
     if (!why.empty())
-      throw PackError(path, "", "unsupported op '" + (dom.empty() ? "" : dom + "::") + np.op_type() + "' at node '" + named + "': " + why);
+      throw PackError(path, "", "unsupported op '" + (dom.empty() ? "" : dom + "::") + np.op_type() + "' at node '" + named + "': " + why,
+                      unsupported_code);
     if (dom.empty() && !detail::op_supported(np.op_type()))
-      throw PackError(path, "", "unsupported op '" + np.op_type() + "' at node '" + named + "'");
+      throw PackError(path, "", "unsupported op '" + np.op_type() + "' at node '" + named + "'", unsupported_code);
     raw[k] = L.node(np);
     raw[k].domain = dom;
     const OnnxNode& n = raw[k];

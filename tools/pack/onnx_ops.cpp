@@ -38,6 +38,8 @@ struct Call {
   const EvalContext& ec;
 
   [[noreturn]] void fail(const std::string& what) const { throw PackError(ec.file, n.label(), what); }
+  // Valid ONNX that the packer does not implement (vitcc-pack exits 5, not 3).
+  [[noreturn]] void unsupported(const std::string& what) const { throw PackError(ec.file, n.label(), what, unsupported_code); }
 
   std::size_t count() const { return in.size(); }
   const OnnxTensor* opt(std::size_t k) const { return k < in.size() ? in[k] : nullptr; }
@@ -549,7 +551,7 @@ std::vector<OnnxTensor> global_avg_pool(const Call& c) {
 std::vector<OnnxTensor> pad(const Call& c) {
   const OnnxTensor& x = c.input(0);
   const std::string mode = c.n.attr_string("mode", "constant");
-  if (mode != "constant") c.fail("Pad mode '" + mode + "' is not supported (constant only)");
+  if (mode != "constant") c.unsupported("Pad mode '" + mode + "' is not supported (constant only)");
   const std::int64_t rank = static_cast<std::int64_t>(x.shape.size());
   Shape pads;
   float value = 0.0f;
@@ -572,12 +574,12 @@ std::vector<OnnxTensor> pad(const Call& c) {
       value = static_cast<float>(v->as_double(0));
       ivalue = v->dtype == DType::f32 ? 0 : v->i[0];
     }
-    if (c.opt(3)) c.fail("Pad with an axes input is not supported");
+    if (c.opt(3)) c.unsupported("Pad with an axes input is not supported");
   }
   if (static_cast<std::int64_t>(pads.size()) != 2 * rank) c.fail("pads has " + std::to_string(pads.size()) + " values for rank " + std::to_string(rank));
   Shape out(x.shape);
   for (std::int64_t d = 0; d < rank; ++d) {
-    if (pads[d] < 0 || pads[d + rank] < 0) c.fail("negative pads (cropping) are not supported");
+    if (pads[d] < 0 || pads[d + rank] < 0) c.unsupported("negative pads (cropping) are not supported");
     if (!add_ok(out[d], pads[d], &out[d]) || !add_ok(out[d], pads[d + rank], &out[d]))
       c.fail("pads " + shape_str(pads) + " on " + shape_str(x.shape) + ": a padded dimension overflows int64");
   }
@@ -1092,9 +1094,9 @@ DType cast_target(const Call& c, std::int64_t to) {
     case 6: return DType::i32;
     case 7: return DType::i64;
     case 9: return DType::boolean;
-    case 10: c.fail("Cast to float16 is not supported");
-    case 16: c.fail("Cast to bfloat16 is not supported");
-    default: c.fail("Cast to ONNX data type " + std::to_string(to) + " is not supported (float, double, int32, int64, bool are)");
+    case 10: c.unsupported("Cast to float16 is not supported");
+    case 16: c.unsupported("Cast to bfloat16 is not supported");
+    default: c.unsupported("Cast to ONNX data type " + std::to_string(to) + " is not supported (float, double, int32, int64, bool are)");
   }
 }
 
@@ -1146,7 +1148,7 @@ std::vector<OnnxTensor> constant(const Call& c) {
     o.i = *is;
     o.shape = {static_cast<std::int64_t>(is->size())};
   } else if (n.has_attr("sparse_value")) {
-    c.fail("sparse constants are not supported");
+    c.unsupported("sparse constants are not supported");
   } else {
     c.fail("no supported value attribute (value, value_float(s), value_int(s))");
   }
@@ -1222,9 +1224,9 @@ std::vector<OnnxTensor> dropout(const Call& c) {
   const OnnxTensor& x = c.input(0);
   if (const OnnxTensor* tm = c.opt(2)) {
     if (!tm->has_data) c.fail("training_mode depends on the image");
-    if (tm->numel() != 1 || tm->as_double(0) != 0.0) c.fail("Dropout in training mode is not supported");
+    if (tm->numel() != 1 || tm->as_double(0) != 0.0) c.unsupported("Dropout in training mode is not supported");
   }
-  if (c.ec.opset < 7 && c.n.attr_int("is_test", 0) == 0) c.fail("Dropout in training mode (is_test=0) is not supported");
+  if (c.ec.opset < 7 && c.n.attr_int("is_test", 0) == 0) c.unsupported("Dropout in training mode (is_test=0) is not supported");
   std::vector<OnnxTensor> outs{x};
   if (c.n.outputs.size() > 1) {
     OnnxTensor m = make(DType::boolean, x.shape, true);
@@ -1313,7 +1315,7 @@ std::vector<OnnxTensor> eval_op_unchecked(const OnnxNode& n, const std::vector<c
   else if (op == "Range") out = range(c);
   else if (op == "Identity") out = {c.input(0)};
   else if (op == "Dropout") out = dropout(c);
-  else throw PackError(ctx.file, "", "unsupported op '" + op + "' at node '" + (n.name.empty() ? (n.outputs.empty() ? std::string() : n.outputs[0]) : n.name) + "'");
+  else throw PackError(ctx.file, "", "unsupported op '" + op + "' at node '" + (n.name.empty() ? (n.outputs.empty() ? std::string() : n.outputs[0]) : n.name) + "'", unsupported_code);
   if (out.size() < n.outputs.size()) {
     if (op == "LayerNormalization" || op == "Dropout") out.resize(n.outputs.size());
     else c.fail("has " + std::to_string(n.outputs.size()) + " outputs, expected " + std::to_string(out.size()));

@@ -1,6 +1,7 @@
 // vitcc-run OUT_DIR/NAME.json --input IN --output OUT [--threads N] [--repeat N]
 // vitcc-run OUT_DIR/NAME.json --check
 // vitcc-run OUT_DIR/NAME.json --info
+// vitcc-run --cache-info | --clear-cache | --version
 //
 // Runs a packed model natively. The model's generated header is compiled, once per configuration,
 // into a small runner executable (see runner_main.hpp) that is cached under the user's cache folder
@@ -14,8 +15,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -30,6 +34,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../common/exit_codes.hpp"
 #include "../common/names.hpp"
 #include "../common/process.hpp"
 #include "../common/self_check.hpp"
@@ -45,27 +50,41 @@ using vitcc::tools::run_process;
 namespace {
 
 const char* usage =
-    "usage: vitcc-run NAME.json --input IN --output OUT [--threads N] [--repeat N] [--reference REF.bin]\n"
+    "usage: vitcc-run NAME.json --input IN [--input IN2 ...] --output OUT [--threads N] [--repeat N]\n"
+    "                [--reference REF.bin] [--labels LABELS.txt]\n"
     "       vitcc-run NAME.json --check\n"
     "       vitcc-run NAME.json --info\n"
-    "IN: .bin (raw float32 NCHW, N images), .npy, or an image (.png .jpg .ppm)\n"
+    "       vitcc-run --cache-info | --clear-cache | --version\n"
+    "IN: .bin (raw float32 NCHW, N images), .npy, or an image (.png .jpg .ppm). Several --input: one\n"
+    "batch, in the order given, written to the one OUT.\n"
     "OUT: .bin (raw float32) or .npy. REF: raw float32 expected output (e.g. PyTorch's), compared with\n"
     "the project's parity bound (max abs error <= 1e-4 x max(1, max|ref|), cosine >= 0.99999; exit 4 if not).\n"
     "--check: run the seeded input recorded by vitcc-pack and compare with the ONNX graph's output.\n"
     "--info: check the config and its files, and print what it says as one JSON object (for scripts:\n"
     "the absolute paths of the blob and header, name, architecture, hashes, shapes, stats).\n"
+    "--labels: one class name per line (as many lines as the model has classes); prints the top-5 of\n"
+    "every image with its softmax probability and name (without it: the top-5 logits of image inputs).\n"
+    "--cache-info: the runner cache's folder, runners and bytes. --clear-cache: removes its runners\n"
+    "(each is compiled again when next needed).\n"
     "Environment: VITCC_CACHE_DIR (compiled runners; default ~/.cache/vitcc), CXX (compiler),\n"
     "VITCC_RUN_FLAGS (replaces the runner's compiler flags; -fno-exceptions -fno-rtti are always added),\n"
-    "VITCC_RUN_LAUNCHER (e.g. an emulator).\n";
+    "VITCC_RUN_LAUNCHER (e.g. an emulator).\n"
+    "Exit codes: 0 done, 1 another failure (a compiler, the runner, an internal error), 2 usage, 3 an\n"
+    "input file is unreadable or invalid, 4 outputs outside their bound, 5 a model vitcc does not pack,\n"
+    "6 an output cannot be written.\n";
 
+// code: the exit code (tools/common/exit_codes.hpp); 0: the step that failed decides (main's `step`).
 struct Failure : std::runtime_error {
-  using std::runtime_error::runtime_error;
+  explicit Failure(const std::string& message, int exit_code = 0) : std::runtime_error(message), code(exit_code) {}
+  int code;
 };
+namespace exit_code = vitcc::tools::exit_code;
 
 struct Options {
-  std::string config, input, output, reference;
+  std::string config, output, reference, labels;
+  std::vector<std::string> inputs;
   std::size_t threads = 1, repeat = 1;
-  bool check = false, verbose = false, info = false;
+  bool check = false, verbose = false, info = false, cache_info = false, clear_cache = false;
 };
 
 std::size_t parse_count(const std::string& flag, const std::string& v) {
@@ -83,11 +102,24 @@ Options parse(int argc, char** argv) {
       if (i + 1 >= a.size()) throw Failure(a[i] + " needs a value (see vitcc-run --help)");
       return a[++i];
     };
-    if (a[i] == "--input" || a[i] == "-i") o.input = value();
-    else if (a[i] == "--output" || a[i] == "-o") o.output = value();
+    if (a[i] == "--input" || a[i] == "-i") o.inputs.push_back(value());
+    else if (a[i] == "--output" || a[i] == "-o") {
+      const std::string before = o.output;
+      o.output = value();
+      if (!before.empty())
+        throw Failure("--output given twice ('" + before + "', then '" + o.output + "'): one OUT holds the whole batch");
+    }
     else if (a[i] == "--threads") o.threads = parse_count("--threads", value());
     else if (a[i] == "--repeat") o.repeat = parse_count("--repeat", value());
     else if (a[i] == "--reference") o.reference = value();
+    else if (a[i] == "--labels") o.labels = value();
+    else if (a[i] == "--cache-info") o.cache_info = true;
+    else if (a[i] == "--clear-cache") o.clear_cache = true;
+    else if (a[i] == "--version") {
+      std::printf("vitcc-run %d.%d.%d (runners compiled with %s %s)\n", VITCC_VERSION_MAJOR, VITCC_VERSION_MINOR,
+                  VITCC_VERSION_PATCH, VITCC_RUN_CXX, VITCC_RUN_FLAGS);
+      std::exit(0);
+    }
     else if (a[i] == "--check") o.check = true;
     else if (a[i] == "--info") o.info = true;
     else if (a[i] == "--verbose" || a[i] == "-v") o.verbose = true;
@@ -96,8 +128,13 @@ Options parse(int argc, char** argv) {
     else if (o.config.empty()) o.config = a[i];
     else throw Failure("unexpected argument '" + a[i] + "' (see vitcc-run --help)");
   }
+  if (o.cache_info || o.clear_cache) {
+    if (!o.config.empty() || !o.inputs.empty() || !o.output.empty() || o.check || o.info)
+      throw Failure("--cache-info and --clear-cache take no model (see vitcc-run --help)");
+    return o;
+  }
   if (o.config.empty()) throw Failure("missing NAME.json (see vitcc-run --help)");
-  if (!o.check && !o.info && (o.input.empty() || o.output.empty()))
+  if (!o.check && !o.info && (o.inputs.empty() || o.output.empty()))
     throw Failure("need --input and --output, or --check (see vitcc-run --help)");
   return o;
 }
@@ -198,7 +235,7 @@ fs::path ensure_runner(const vitcc::tools::ModelConfig& cfg, bool verbose) {
 
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) throw Failure(dir.string() + ": cannot create the runner cache: " + ec.message());
+  if (ec) throw Failure(dir.string() + ": cannot create the runner cache: " + ec.message(), exit_code::io);
   // Everything written into the translation unit was checked by load_model_config (name, hash) or
   // is refused here (a folder path that cannot be written in an #include).
   const std::string include = vitcc::tools::include_directive(cfg.header_path);
@@ -212,12 +249,12 @@ fs::path ensure_runner(const vitcc::tools::ModelConfig& cfg, bool verbose) {
     f << "// Generated by vitcc-run for " << cfg.name << " (config " << cfg.config_hash << ")\n"
       << include << "#include \"runner_main.hpp\"\n"
       << "VITCC_RUNNER_MAIN(vitcc_models::" << cfg.id << "_model)\n";
-    if (!f) throw Failure(tu.string() + ": cannot write");
+    if (!f) throw Failure(tu.string() + ": cannot write", exit_code::io);
   }
-  // A progress note for people at a terminal; logs and scripts see only results and errors.
-  if (verbose || ::isatty(2))
-    std::fprintf(stderr, "vitcc-run: compiling %s for this machine (once per configuration; cache %s)\n",
-                 cfg.name.c_str(), dir.string().c_str());
+  // Said on every first compile (it takes seconds to minutes), at a terminal or in a log alike; a
+  // note, on stderr, never an error (errors are the one line "vitcc-run: error: ...").
+  std::fprintf(stderr, "vitcc-run: note: compiling %s for this machine (once per configuration; cache %s)\n",
+               cfg.name.c_str(), dir.string().c_str());
   const fs::path tmp_bin = dir / (tag + ".bin");
   std::vector<std::string> cmd{cxx, "-std=c++17"};
   cmd.insert(cmd.end(), flags.begin(), flags.end());
@@ -248,11 +285,80 @@ fs::path ensure_runner(const vitcc::tools::ModelConfig& cfg, bool verbose) {
       throw Failure("the runner compiled for " + cfg.header_path + " does not start (exit " + std::to_string(hash_rc) +
                     "): " + said);
     throw Failure(cfg.path + ": config_hash is " + cfg.config_hash + ", but its header " + cfg.header_path +
-                  " was generated for config " + said + " (files from two different packs?)");
+                  " was generated for config " + said + " (files from two different packs?)", exit_code::input);
   }
   fs::rename(tmp_bin, runner, ec);  // atomic: a concurrent compile of the same key is harmless
-  if (ec) throw Failure(runner.string() + ": cannot move the compiled runner into place: " + ec.message());
+  if (ec) throw Failure(runner.string() + ": cannot move the compiled runner into place: " + ec.message(), exit_code::io);
   return runner;
+}
+
+// The runner cache: its compiled runners (runner-<key>), and the leftovers of compiles that were
+// killed (runner-<key>.<pid>.cpp / .bin).
+struct CacheEntry {
+  fs::path path;
+  std::uintmax_t bytes;
+  bool runner;
+};
+std::vector<CacheEntry> cache_entries(const fs::path& dir) {
+  std::vector<CacheEntry> out;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("runner-", 0) != 0 || !e.is_regular_file(ec)) continue;  // only what vitcc-run wrote
+    out.push_back({e.path(), e.file_size(ec), name.find('.') == std::string::npos});
+  }
+  std::sort(out.begin(), out.end(), [](const CacheEntry& a, const CacheEntry& b) { return a.path < b.path; });
+  return out;
+}
+
+int cache_command(bool clear) {
+  const fs::path dir = cache_root();
+  const std::vector<CacheEntry> entries = cache_entries(dir);
+  std::size_t runners = 0;
+  std::uintmax_t bytes = 0;
+  for (const auto& e : entries) {
+    runners += e.runner ? 1 : 0;
+    bytes += e.bytes;
+  }
+  if (!clear) {
+    std::printf("cache   %s\nrunners %zu (%.1f MB), other files %zu\n", dir.string().c_str(), runners, bytes / 1e6,
+                entries.size() - runners);
+    return 0;
+  }
+  std::size_t removed = 0;
+  for (const auto& e : entries) {
+    std::error_code ec;
+    if (fs::remove(e.path, ec)) ++removed;
+    else if (ec) throw Failure(e.path.string() + ": cannot remove: " + ec.message(), exit_code::io);
+  }
+  std::printf("cache   %s: removed %zu file(s), %.1f MB\n", dir.string().c_str(), removed, bytes / 1e6);
+  return 0;
+}
+
+// Class names, one per line (trailing spaces and a final newline ignored), exactly `classes` of them.
+std::vector<std::string> read_labels(const std::string& path, std::size_t classes) {
+  std::ifstream f(path);
+  if (!f) throw Failure(path + ": --labels: cannot read");
+  std::vector<std::string> names;
+  std::string line;
+  while (std::getline(f, line)) {
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+    names.push_back(line);
+  }
+  while (!names.empty() && names.back().empty()) names.pop_back();
+  if (names.size() != classes)
+    throw Failure(path + ": --labels: " + std::to_string(names.size()) + " lines, expected one per class: " +
+                  std::to_string(classes));
+  return names;
+}
+
+// The cores this process may run on (its affinity mask, as a container or taskset limits it).
+std::size_t usable_cores() {
+  cpu_set_t set;
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) return std::size_t(CPU_COUNT(&set));
+  const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? std::size_t(n) : 1;
 }
 
 struct TempDir {
@@ -316,8 +422,12 @@ void print_info(const vitcc::tools::ModelConfig& cfg) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  int step = exit_code::usage;  // the exit code of a failure in this step, unless it names its own
   try {
     const Options o = parse(argc, argv);
+    step = exit_code::io;
+    if (o.cache_info || o.clear_cache) return cache_command(o.clear_cache);
+    step = exit_code::input;  // the config and its files, the labels, the inputs
     // The config is read once: the blob, its checksum and the header all come from this one read.
     const vitcc::tools::ModelConfig cfg = vitcc::tools::load_model_config(o.config);
     if (o.info) {
@@ -329,15 +439,26 @@ int main(int argc, char** argv) {
       const std::int64_t c = cfg.c, h = cfg.h, w = cfg.w;
       const std::size_t per_out = cfg.output_per_image;
 
+      if (!o.labels.empty() && cfg.output_kind != "logits")
+        throw Failure(o.labels + ": --labels: the model's output is " + cfg.output_kind + ", not logits");
+      const std::vector<std::string> labels = o.labels.empty() ? std::vector<std::string>{} : read_labels(o.labels, per_out);
+      if (const std::size_t cores = usable_cores(); o.threads > cores)
+        std::fprintf(stderr, "vitcc-run: warning: --threads %zu is more than the %zu core(s) this process may run on; "
+                     "the extra threads wait for a core and make each image slower, not faster\n", o.threads, cores);
+
+      // Every input's images, one batch in the order given; where each input's images start.
+      struct Source {
+        std::string path;
+        std::size_t first, count;
+        bool image;
+      };
+      std::vector<Source> sources;
       vitcc::run::Tensor input;
-      bool is_image = false;
+      input.shape = {0, c, h, w};
       if (o.check) {
-        input.shape = {1, c, h, w};
+        input.shape[0] = 1;
         input.data = vitcc::tools::self_check_image(std::size_t(c), std::size_t(h), std::size_t(w), cfg.self_check_seed);
       } else {
-        std::string ext = fs::path(o.input).extension().string();
-        for (char& ch : ext) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-        is_image = ext != ".bin" && ext != ".npy";
         vitcc::run::Preprocess pp;
         pp.input_h = h;
         pp.input_w = w;
@@ -345,10 +466,19 @@ int main(int argc, char** argv) {
         pp.std = cfg.preprocessing.std;
         pp.interpolation = cfg.preprocessing.interpolation;
         pp.crop_pct = cfg.preprocessing.crop_pct;
-        input = vitcc::run::read_input(o.input, c, h, w, pp);
+        for (const std::string& path : o.inputs) {
+          std::string ext = fs::path(path).extension().string();
+          for (char& ch : ext) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+          const vitcc::run::Tensor t = vitcc::run::read_input(path, c, h, w, pp);  // [n, c, h, w], checked
+          const std::size_t n = std::size_t(t.shape.at(0));
+          sources.push_back({path, std::size_t(input.shape[0]), n, ext != ".bin" && ext != ".npy"});
+          input.data.insert(input.data.end(), t.data.begin(), t.data.end());
+          input.shape[0] += std::int64_t(n);
+        }
       }
       const std::size_t images = std::size_t(input.shape.at(0));
 
+      step = exit_code::failure;  // compiling and running (its own errors name their codes)
       const fs::path runner = ensure_runner(cfg, o.verbose);
       TempDir tmp;
       write_raw(tmp.path / "in.raw", input.data);
@@ -362,7 +492,9 @@ int main(int argc, char** argv) {
         std::string said;
         for (char ch : out_text)
           if (ch != '\n' || (!said.empty() && said.back() != ' ')) said += ch == '\n' ? ' ' : ch;
-        throw Failure("the compiled model failed (exit " + std::to_string(rc) + "): " + said);
+        // The runner exits 3 for a blob or input it refuses, 6 when it cannot write its output.
+        throw Failure("the compiled model failed (exit " + std::to_string(rc) + "): " + said,
+                      rc == 3 ? exit_code::input : rc == 6 ? exit_code::io : exit_code::failure);
       }
       // The runner exits 5 when forward() allocated; a summary without the count would come from a
       // runner that did not check, which must not pass for one that did.
@@ -373,7 +505,7 @@ int main(int argc, char** argv) {
 
       if (o.check) {
         const std::string why = vitcc::tools::self_check_verify(cfg.self_check, result);
-        if (!why.empty()) throw Failure(o.config + ": self-check FAILED: " + why);
+        if (!why.empty()) throw Failure(o.config + ": self-check FAILED: " + why, exit_code::parity);
         std::printf("%s: self-check passed (%zu outputs agree with the ONNX graph's recorded output; "
                     "forward_allocations=0)\n",
                     o.config.c_str(), result.size());
@@ -383,14 +515,34 @@ int main(int argc, char** argv) {
       out.shape = cfg.output_shape;
       out.shape[0] = std::int64_t(images);
       out.data = std::move(result);
+      step = exit_code::io;
       vitcc::run::write_output(o.output, out);
+      step = exit_code::input;  // the reference
 
       std::printf("model   %s (%s, output %s)\n", cfg.name.c_str(), cfg.architecture.c_str(), cfg.output_kind.c_str());
       std::printf("output  %zu image(s) x %zu values -> %s\n", images, per_out, o.output.c_str());
-      if (is_image && cfg.output_kind == "logits") {
-        std::printf("top-5  ");
-        for (const auto& [idx, score] : vitcc::run::top_k(out.data.data(), per_out, 5)) std::printf(" %d:%.4f", idx, score);
-        std::printf("\n");
+      // Top-5: with --labels, of every image, as softmax probabilities with the class names; without,
+      // the logits of the image inputs (a .bin or .npy is a batch a script reads from OUT).
+      for (const Source& src : sources) {
+        if (cfg.output_kind != "logits" || (labels.empty() && !src.image)) continue;
+        for (std::size_t i = 0; i < src.count; ++i) {
+          const float* logits = out.data.data() + (src.first + i) * per_out;
+          std::string where;
+          if (sources.size() > 1 || src.count > 1)
+            where = " " + src.path + (src.count > 1 ? "[" + std::to_string(i) + "]" : "") + ":";
+          if (labels.empty()) {
+            std::printf("top-5  %s", where.c_str());
+            for (const auto& [idx, score] : vitcc::run::top_k(logits, per_out, 5)) std::printf(" %d:%.4f", idx, score);
+            std::printf("\n");
+            continue;
+          }
+          double mx = -INFINITY, sum = 0;
+          for (std::size_t k = 0; k < per_out; ++k) mx = std::max(mx, double(logits[k]));
+          for (std::size_t k = 0; k < per_out; ++k) sum += std::exp(double(logits[k]) - mx);
+          std::printf("top-5%s\n", where.c_str());
+          for (const auto& [idx, score] : vitcc::run::top_k(logits, per_out, 5))
+            std::printf("  %6.2f%%  %s (%d)\n", 100.0 * std::exp(double(score) - mx) / sum, labels[std::size_t(idx)].c_str(), idx);
+        }
       }
       int status = 0;
       if (!o.reference.empty()) {
@@ -410,7 +562,7 @@ int main(int argc, char** argv) {
         std::printf("parity  vs %s: max abs error %.3g (max |ref| %.3g), cosine %.9f -> %s (%s bound: %g x max(1, max|ref|), cosine >= %g)\n",
                     o.reference.c_str(), a.max_abs_err, a.max_abs_ref, a.cosine, ok ? "within bound" : "OUT OF BOUND",
                     vitcc::precision_name(cfg.precision), bound.rel, bound.min_cosine);
-        if (!ok) status = 4;
+        if (!ok) status = exit_code::parity;
       }
       double median = 0;
       if (runner_field(out_text, "median_ms", median)) {
@@ -428,9 +580,12 @@ int main(int argc, char** argv) {
       std::printf("heap    forward_allocations=0 (no heap allocation in any forward() call, warm-up included)\n");
       return status;
     }
+  } catch (const Failure& e) {
+    std::fprintf(stderr, "vitcc-run: error: %s\n", vitcc::tools::one_line(e.what()).c_str());
+    return e.code ? e.code : step;
   } catch (const std::exception& e) {
     // One line on stderr, whatever the message holds (compiler logs, the runner's words).
     std::fprintf(stderr, "vitcc-run: error: %s\n", vitcc::tools::one_line(e.what()).c_str());
-    return 1;
+    return step;
   }
 }

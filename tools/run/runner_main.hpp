@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
   std::FILE* f = std::fopen(argv[5], "wb");
   if (!f || std::fwrite(out.data(), sizeof(float), out.size(), f) != out.size() || std::fclose(f) != 0) {
     std::fprintf(stderr, "%s: cannot write the output\n", argv[5]);
-    return 3;
+    return 6;
   }
   std::printf("runner: times_ms=");
   for (std::size_t i = 0; i < all.size(); ++i) std::printf(i ? ",%.4f" : "%.4f", all[i]);
