@@ -101,6 +101,8 @@ expect_code 3 "$pack" "$out/missing.onnx" -o "$out/p"
 expect_code 5 "$pack" "$out/mod.onnx" -o "$out/p"
 expect_code 6 "$pack" "$src/demo/demo.onnx" -o "$out/a_file/sub" --no-check
 expect_code 2 "$run" "$cfg" --input "$bin"
+expect_code 2 "$run" "$cfg" --input "$bin" --output "$out/x.txt"
+expect_code 2 "$run" "$cfg" --check --input "$bin" --output "$out/x.bin"
 expect_code 3 "$run" "$out/missing.json" --check
 expect_code 3 "$run" "$cfg" --input "$out/garbage.onnx" --output "$out/x.bin"
 head -c 20 "$out/a.bin" >"$out/short_ref.bin"
@@ -112,13 +114,15 @@ expect_code 2 "$compile" "$cfg"
 expect_code 3 "$compile" "$out/missing.json" -o "$out/lib"
 expect_code 6 "$compile" "$cfg" -o "$out/a_file/lib"
 # The cache: what is in it, then emptied (of vitcc-run's files only).
-touch "$VITCC_CACHE_DIR/not-ours.txt"
+touch "$VITCC_CACHE_DIR/not-ours.txt" "$VITCC_CACHE_DIR/runner-of-someone-else" "$VITCC_CACHE_DIR/runner-0123456789abcdef.txt"
 "$run" --cache-info >"$out/info"
 grep -q "^runners 1 (" "$out/info" || fail "--cache-info: $(cat "$out/info")"
 "$run" --clear-cache >"$out/clear"
 grep -q "removed 1 file(s)" "$out/clear" || fail "--clear-cache: $(cat "$out/clear")"
 "$run" --cache-info | grep -q "^runners 0 (" || fail "--clear-cache left a runner: $(ls -A "$VITCC_CACHE_DIR")"
-[ -f "$VITCC_CACHE_DIR/not-ours.txt" ] || fail "--clear-cache removed a file vitcc-run did not write"
+for f in not-ours.txt runner-of-someone-else runner-0123456789abcdef.txt; do
+  [ -f "$VITCC_CACHE_DIR/$f" ] || fail "--clear-cache removed $f, which vitcc-run did not write"
+done
 echo "ok   --cache-info, then --clear-cache: $(cat "$out/clear")"
 
 echo "run_cli: all checks passed"

@@ -314,6 +314,8 @@ def main():
     results['precisions'] = vitcc_precisions
     with open(json_out, 'w') as f:
         json.dump(results, f, indent=1)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(args.svg)), exist_ok=True)
     write_markdown(results, args.out, os.path.relpath(args.svg, os.path.dirname(os.path.abspath(args.out))))
     write_svg(results, args.svg)
     write_index()
@@ -378,10 +380,12 @@ INDEX = os.path.join(ROOT, 'BENCHMARKS.md')
 def cpu_slug():
     """This CPU as a file name: vendor, family and model (lscpu), e.g. amd-family25-model17. Machines of
     one name differ (an "AMD EPYC" has been Zen 4 and Zen 5), so the name alone would merge them."""
-    vendor = {'AuthenticAMD': 'amd', 'GenuineIntel': 'intel'}.get(
-        sh("lscpu | sed -n 's/^Vendor ID: *//p' | head -n1"), 'cpu')
-    family = sh("lscpu | sed -n 's/^CPU family: *//p' | head -n1")
-    model = sh("lscpu | sed -n 's/^Model: *//p' | head -n1")
+    def cpuinfo(key):  # /proc/cpuinfo's first "key : value" (the kernel's words, not a localised lscpu's)
+        return sh("sed -n 's/^%s\\s*: *//p' /proc/cpuinfo | head -n1" % key)
+    vendor_id = cpuinfo('vendor_id') or sh("lscpu | sed -n 's/^Vendor ID: *//p' | head -n1")
+    vendor = {'AuthenticAMD': 'amd', 'GenuineIntel': 'intel'}.get(vendor_id, 'cpu')
+    family = cpuinfo('cpu family') or sh("lscpu | sed -n 's/^CPU family: *//p' | head -n1")
+    model = cpuinfo('model') or sh("lscpu | sed -n 's/^Model: *//p' | head -n1")
     slug = vendor + ('-family%s' % family if family else '') + ('-model%s' % model if model else '')
     return re.sub(r'[^a-z0-9-]', '', slug.lower())
 

@@ -195,8 +195,8 @@ int main(int argc, char** argv) {
       else if (a[i] == "--ar") ar = value();
       else if (a[i] == "-h" || a[i] == "--help") { std::cout << usage; return 0; }
       else if (a[i] == "--version") {
-        std::printf("vitcc-compile %d.%d.%d (default: %s %s)\n", VITCC_VERSION_MAJOR, VITCC_VERSION_MINOR,
-                    VITCC_VERSION_PATCH, VITCC_COMPILE_CXX, VITCC_COMPILE_FLAGS);
+        std::printf("vitcc-compile %d.%d.%d (compiles with %s %s)\n", VITCC_VERSION_MAJOR, VITCC_VERSION_MINOR,
+                    VITCC_VERSION_PATCH, cxx.c_str(), flags.c_str());
         return 0;
       }
       else if (!a[i].empty() && a[i][0] == '-') throw Failure("unknown option '" + a[i] + "' (see vitcc-compile --help)");

@@ -103,7 +103,7 @@ std::string emit_object(OutputSet& set, const EmbedRequest& r, std::size_t blob_
   const std::string obj = set.path(r.name + "_blob.o");
   const std::string tmp = obj + ".tmp." + std::to_string(::getpid());
   std::vector<std::string> cmd = tools::words(cc);
-  if (cmd.empty()) throw PackError("--object-cc: empty command");
+  if (cmd.empty()) throw PackError("--object-cc: empty command", tools::exit_code::usage);
   cmd.insert(cmd.end(), {"-c", "-x", "assembler", asm_path, "-Wa,-I," + set.dir(), "-o", tmp});
   std::string log;
   test_step(obj + ": assembling into " + tmp);
@@ -111,7 +111,7 @@ std::string emit_object(OutputSet& set, const EmbedRequest& r, std::size_t blob_
   if (rc != 0) {
     std::remove(tmp.c_str());
     throw PackError(asm_path + ": assembling the weight object with '" + cc + "' failed (exit " +
-                    std::to_string(rc) + "): " + log);
+                    std::to_string(rc) + "): " + log, tools::exit_code::failure);
   }
   test_step(obj + ": assembled as " + tmp + ", not yet renamed over " + obj);
   if (std::rename(tmp.c_str(), obj.c_str()) != 0) {

@@ -8,18 +8,22 @@
 #include <string>
 #include <vector>
 
+#include "../common/exit_codes.hpp"
+
 namespace vitcc::pack {
 
 struct PackError : std::runtime_error {
   explicit PackError(const std::string& message, int exit_code = 0) : std::runtime_error(message), code(exit_code) {}
   // "<file>: <where>: <what>" (where: e.g. describe_node(...) or describe_tensor(...); may be empty)
+  // A `what` starting "internal:" is the packer's own fault, whatever the step (exit 1).
   PackError(const std::string& file, const std::string& where, const std::string& what, int exit_code = 0)
-      : std::runtime_error(where.empty() ? file + ": " + what : file + ": " + where + ": " + what), code(exit_code) {}
+      : std::runtime_error(where.empty() ? file + ": " + what : file + ": " + where + ": " + what),
+        code(exit_code ? exit_code : what.rfind("internal:", 0) == 0 ? tools::exit_code::failure : 0) {}
   // vitcc-pack's exit code for it (tools/common/exit_codes.hpp); 0: the step it failed in decides.
   int code;
 };
 // A valid model that vitcc does not pack: an operator, an option of one, an architecture (exit 5).
-inline constexpr int unsupported_code = 5;
+inline constexpr int unsupported_code = tools::exit_code::unsupported;
 
 // "node 'MatMul_42' (MatMul)"; an unnamed node is named by its first output.
 inline std::string describe_node(const std::string& name, const std::string& op_type,

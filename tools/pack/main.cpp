@@ -342,7 +342,8 @@ Smoothing choose_smoothing(const Options& o, const PackedModel& m, const std::ve
     BlobView view;
     Status st = view.open(mem.get(), fp32_bytes.size());
     if (st.ok()) st = m.smooth_sites(view, images.data(), sm.images, sites);
-    if (!st.ok()) throw PackError(o.model + ": the float32 blob did not bind for calibration: " + st.message());
+    if (!st.ok())
+      throw PackError(o.model + ": the float32 blob did not bind for calibration: " + st.message(), tools::exit_code::failure);
   }
   sm.sites = sites.size();
   std::vector<double> ratios;
@@ -401,7 +402,8 @@ Smoothing choose_smoothing(const Options& o, const PackedModel& m, const std::ve
     throw PackError(o.model + ": smoothing (alpha " + std::to_string(sm.alpha) +
                     ") changed the float32 model's output (max abs error " + std::to_string(a.max_abs_err) + ", allowed " +
                     std::to_string(a.allowed(tools::fp32_parity, 0)) + ", cosine " + std::to_string(a.cosine) +
-                    "): the fold is wrong; refusing to write it");
+                    "): the fold is wrong; refusing to write it",
+                    tools::exit_code::failure);
   return sm;
 }
 
@@ -438,7 +440,7 @@ int main(int argc, char** argv) {
       std::vector<float> got(out_count);
       Status st = view.open(mem.get(), bytes.size());
       if (st.ok()) st = m.run_packed(view, p, input, got.data());
-      if (!st.ok()) throw PackError(o.model + ": packed blob did not bind: " + st.message());
+      if (!st.ok()) throw PackError(o.model + ": packed blob did not bind: " + st.message(), tools::exit_code::failure);
       return got;
     };
     const std::size_t C = std::size_t(m.input_shape[1]), H = std::size_t(m.input_shape[2]), W = std::size_t(m.input_shape[3]);

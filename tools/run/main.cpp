@@ -87,6 +87,17 @@ struct Options {
   bool check = false, verbose = false, info = false, cache_info = false, clear_cache = false;
 };
 
+// The compiler and flags runners are compiled with: $CXX and $VITCC_RUN_FLAGS (which replaces the
+// built-in flags, e.g. with a cross compiler's or a scalar-only build's), else vitcc's own.
+std::string runner_cxx() {
+  const char* env = std::getenv("CXX");
+  return env && *env ? env : VITCC_RUN_CXX;
+}
+std::string runner_flag_text() {
+  const char* env = std::getenv("VITCC_RUN_FLAGS");
+  return env ? env : VITCC_RUN_FLAGS;
+}
+
 std::size_t parse_count(const std::string& flag, const std::string& v) {
   char* end = nullptr;
   const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
@@ -117,7 +128,7 @@ Options parse(int argc, char** argv) {
     else if (a[i] == "--clear-cache") o.clear_cache = true;
     else if (a[i] == "--version") {
       std::printf("vitcc-run %d.%d.%d (runners compiled with %s %s)\n", VITCC_VERSION_MAJOR, VITCC_VERSION_MINOR,
-                  VITCC_VERSION_PATCH, VITCC_RUN_CXX, VITCC_RUN_FLAGS);
+                  VITCC_VERSION_PATCH, runner_cxx().c_str(), runner_flag_text().c_str());
       std::exit(0);
     }
     else if (a[i] == "--check") o.check = true;
@@ -134,8 +145,18 @@ Options parse(int argc, char** argv) {
     return o;
   }
   if (o.config.empty()) throw Failure("missing NAME.json (see vitcc-run --help)");
-  if (!o.check && !o.info && (o.inputs.empty() || o.output.empty()))
+  if (o.check || o.info) {
+    if (!o.inputs.empty() || !o.output.empty() || !o.labels.empty() || !o.reference.empty())
+      throw Failure(std::string(o.check ? "--check" : "--info") +
+                    " runs no --input, --output, --labels or --reference (see vitcc-run --help)");
+    return o;
+  }
+  if (o.inputs.empty() || o.output.empty())
     throw Failure("need --input and --output, or --check (see vitcc-run --help)");
+  std::string ext = fs::path(o.output).extension().string();
+  for (char& ch : ext) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  if (ext != ".bin" && ext != ".npy")  // refused before the model runs, not after
+    throw Failure("--output " + o.output + ": unknown output extension '" + ext + "' (accepted: .bin, .npy)");
   return o;
 }
 
@@ -203,11 +224,8 @@ std::vector<std::string> with_launcher(std::vector<std::string> args) {
 // Returns the cached runner for this configuration, compiling it first if needed.
 fs::path ensure_runner(const vitcc::tools::ModelConfig& cfg, bool verbose) {
   const RunnerSources src = find_sources();
-  const char* env_cxx = std::getenv("CXX");
-  const std::string cxx = env_cxx && *env_cxx ? env_cxx : VITCC_RUN_CXX;
-  // $VITCC_RUN_FLAGS replaces the built-in flags (e.g. a cross compiler's, or a scalar-only build's).
-  const char* env_flags = std::getenv("VITCC_RUN_FLAGS");
-  const std::string flag_text = env_flags ? env_flags : VITCC_RUN_FLAGS;
+  const std::string cxx = runner_cxx();
+  const std::string flag_text = runner_flag_text();
   std::vector<std::string> flags = vitcc::tools::words(flag_text);
   // Whatever the flags, the runner proves that forward() and bind() need neither exceptions nor RTTI
   // (last, so that they win over a -fexceptions in the flags).
@@ -241,7 +259,7 @@ fs::path ensure_runner(const vitcc::tools::ModelConfig& cfg, bool verbose) {
   const std::string include = vitcc::tools::include_directive(cfg.header_path);
   if (include.empty())
     throw Failure(cfg.path + ": header: the path " + cfg.header_path + " holds a quote, a backslash or a control "
-                  "character, which cannot be written in an #include");
+                  "character, which cannot be written in an #include", exit_code::input);
   const std::string tag = std::string(name) + "." + std::to_string(::getpid());
   const fs::path tu = dir / (tag + ".cpp");
   {
@@ -292,8 +310,22 @@ fs::path ensure_runner(const vitcc::tools::ModelConfig& cfg, bool verbose) {
   return runner;
 }
 
-// The runner cache: its compiled runners (runner-<key>), and the leftovers of compiles that were
-// killed (runner-<key>.<pid>.cpp / .bin).
+// The runner cache: its compiled runners (runner-<16 hex digits>), and the leftovers of compiles that
+// were killed (runner-<key>.<pid>.cpp / .bin); nothing else in the folder is vitcc-run's.
+bool is_cache_file(const std::string& name, bool& runner) {
+  const std::size_t key_end = 7 + 16;
+  if (name.size() < key_end || name.compare(0, 7, "runner-") != 0) return false;
+  for (std::size_t i = 7; i < key_end; ++i)
+    if (!std::isxdigit(static_cast<unsigned char>(name[i])) || std::isupper(static_cast<unsigned char>(name[i]))) return false;
+  runner = name.size() == key_end;
+  if (runner) return true;
+  const std::string rest = name.substr(key_end);  // ".<pid>.cpp" or ".<pid>.bin"
+  if (rest.size() < 6 || rest[0] != '.') return false;
+  const std::string tail = rest.substr(rest.size() - 4);
+  if (tail != ".cpp" && tail != ".bin") return false;
+  const std::string pid = rest.substr(1, rest.size() - 5);
+  return !pid.empty() && std::all_of(pid.begin(), pid.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
 struct CacheEntry {
   fs::path path;
   std::uintmax_t bytes;
@@ -302,11 +334,13 @@ struct CacheEntry {
 std::vector<CacheEntry> cache_entries(const fs::path& dir) {
   std::vector<CacheEntry> out;
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return out;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind("runner-", 0) != 0 || !e.is_regular_file(ec)) continue;  // only what vitcc-run wrote
-    out.push_back({e.path(), e.file_size(ec), name.find('.') == std::string::npos});
+  if (!fs::exists(dir, ec)) return out;  // no cache yet: empty
+  fs::directory_iterator it(dir, ec);
+  if (ec) throw Failure(dir.string() + ": cannot read the runner cache: " + ec.message(), exit_code::io);
+  for (const auto& e : it) {
+    bool runner = false;
+    if (!is_cache_file(e.path().filename().string(), runner) || !e.is_regular_file(ec)) continue;
+    out.push_back({e.path(), e.file_size(ec), runner});
   }
   std::sort(out.begin(), out.end(), [](const CacheEntry& a, const CacheEntry& b) { return a.path < b.path; });
   return out;
@@ -365,7 +399,7 @@ struct TempDir {
   fs::path path;
   TempDir() {
     std::string t = (fs::temp_directory_path() / "vitcc-run.XXXXXX").string();
-    if (!::mkdtemp(t.data())) throw Failure(std::string("mkdtemp: ") + std::strerror(errno));
+    if (!::mkdtemp(t.data())) throw Failure(std::string("mkdtemp: ") + std::strerror(errno), exit_code::io);
     path = t;
   }
   ~TempDir() {
