@@ -377,15 +377,20 @@ RESULTS = os.path.join(ROOT, 'benchmarks', 'results')
 INDEX = os.path.join(ROOT, 'BENCHMARKS.md')
 
 
-def cpu_slug():
-    """This CPU as a file name: vendor, family and model (lscpu), e.g. amd-family25-model17. Machines of
-    one name differ (an "AMD EPYC" has been Zen 4 and Zen 5), so the name alone would merge them."""
-    def cpuinfo(key):  # /proc/cpuinfo's first "key : value" (the kernel's words, not a localised lscpu's)
+def cpu_id():
+    """(vendor_id, family, model) of this CPU: /proc/cpuinfo's words (not a localised lscpu's), lscpu's
+    where it has none. Machines of one name differ (an "AMD EPYC" has been Zen 4 and Zen 5)."""
+    def cpuinfo(key):
         return sh("sed -n 's/^%s\\s*: *//p' /proc/cpuinfo | head -n1" % key)
-    vendor_id = cpuinfo('vendor_id') or sh("lscpu | sed -n 's/^Vendor ID: *//p' | head -n1")
+    return (cpuinfo('vendor_id') or sh("lscpu | sed -n 's/^Vendor ID: *//p' | head -n1"),
+            cpuinfo('cpu family') or sh("lscpu | sed -n 's/^CPU family: *//p' | head -n1"),
+            cpuinfo('model') or sh("lscpu | sed -n 's/^Model: *//p' | head -n1"))
+
+
+def cpu_slug():
+    """This CPU as a file name: vendor, family and model, e.g. amd-family25-model17."""
+    vendor_id, family, model = cpu_id()
     vendor = {'AuthenticAMD': 'amd', 'GenuineIntel': 'intel'}.get(vendor_id, 'cpu')
-    family = cpuinfo('cpu family') or sh("lscpu | sed -n 's/^CPU family: *//p' | head -n1")
-    model = cpuinfo('model') or sh("lscpu | sed -n 's/^Model: *//p' | head -n1")
     slug = vendor + ('-family%s' % family if family else '') + ('-model%s' % model if model else '')
     return re.sub(r'[^a-z0-9-]', '', slug.lower())
 
@@ -417,9 +422,7 @@ def write_index():
 
 def machine_info(build):
     cpu = sh("lscpu | sed -n 's/^Model name: *//p' | head -n1")
-    # Machines of one name differ (an "AMD EPYC" has been Zen 4 and Zen 5): family and model say which.
-    family = sh("lscpu | sed -n 's/^CPU family: *//p' | head -n1")
-    model = sh("lscpu | sed -n 's/^Model: *//p' | head -n1")
+    _, family, model = cpu_id()  # the name alone does not say which CPU it is
     if family and model:
         cpu = '%s (family %s, model %s)' % (cpu, family, model)
     flags = set(sh("grep -m1 '^flags' /proc/cpuinfo").split())

@@ -153,10 +153,7 @@ Options parse(int argc, char** argv) {
   }
   if (o.inputs.empty() || o.output.empty())
     throw Failure("need --input and --output, or --check (see vitcc-run --help)");
-  std::string ext = fs::path(o.output).extension().string();
-  for (char& ch : ext) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-  if (ext != ".bin" && ext != ".npy")  // refused before the model runs, not after
-    throw Failure("--output " + o.output + ": unknown output extension '" + ext + "' (accepted: .bin, .npy)");
+  vitcc::run::check_output_path(o.output);  // refused before the model runs (a usage error), not after
   return o;
 }
 
@@ -501,11 +498,9 @@ int main(int argc, char** argv) {
         pp.interpolation = cfg.preprocessing.interpolation;
         pp.crop_pct = cfg.preprocessing.crop_pct;
         for (const std::string& path : o.inputs) {
-          std::string ext = fs::path(path).extension().string();
-          for (char& ch : ext) ch = char(std::tolower(static_cast<unsigned char>(ch)));
           const vitcc::run::Tensor t = vitcc::run::read_input(path, c, h, w, pp);  // [n, c, h, w], checked
           const std::size_t n = std::size_t(t.shape.at(0));
-          sources.push_back({path, std::size_t(input.shape[0]), n, ext != ".bin" && ext != ".npy"});
+          sources.push_back({path, std::size_t(input.shape[0]), n, vitcc::run::is_image_path(path)});
           input.data.insert(input.data.end(), t.data.begin(), t.data.end());
           input.shape[0] += std::int64_t(n);
         }

@@ -567,10 +567,20 @@ Tensor read_input(const std::string& path, std::int64_t c, std::int64_t h, std::
                  "' (accepted: .bin, .npy, .png, .jpg, .jpeg, .ppm, .pgm)");
 }
 
-void write_output(const std::string& path, const Tensor& t) {
+void check_output_path(const std::string& path) {
   const std::string ext = lower_extension(path);
   if (ext != ".bin" && ext != ".npy")
     fail(path, "unknown output extension '" + ext + "' (accepted: .bin, .npy)");
+}
+
+bool is_image_path(const std::string& path) {
+  const std::string ext = lower_extension(path);
+  return ext != ".bin" && ext != ".npy";
+}
+
+void write_output(const std::string& path, const Tensor& t) {
+  check_output_path(path);
+  const std::string ext = lower_extension(path);
   std::size_t count = 1;
   for (std::int64_t d : t.shape) {
     if (d < 0) fail(path, "cannot write a tensor of shape " + shape_string(t.shape));

@@ -42,6 +42,12 @@ Tensor read_input(const std::string& path, std::int64_t c, std::int64_t h, std::
 // product of t.shape.
 void write_output(const std::string& path, const Tensor& t);
 
+// Throws write_output's error for a path it would refuse by its extension (to refuse before running).
+void check_output_path(const std::string& path);
+
+// Whether read_input reads path as an image (by extension), not as a .bin or .npy tensor.
+bool is_image_path(const std::string& path);
+
 // The k highest scores as (index, score), highest first; equal scores in index order;
 // NaN scores rank below every number. k is clamped to n. n must fit in an int.
 std::vector<std::pair<int, float>> top_k(const float* scores, std::size_t n, std::size_t k);
