@@ -20,7 +20,7 @@ command -v "$CLANG" >/dev/null || { echo "fuzz.sh: $CLANG not found (Debian: apt
 
 flags="-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER="$CLANG" \
-  -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
+  -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
   -DVITCC_FUZZ=ON -DVITCC_BUILD_TESTS=ON -DVITCC_INSTALL=OFF >/dev/null
 cmake --build "$build" --target vitcc_fuzzers -j"$jobs"
