@@ -2,7 +2,9 @@
    The demo model's weights come twice: linked in (vitcc-pack --emit-object, demo_blob.o) and read
    from the .vitcc file the C header names (DEMO_BLOB_FILE, in the model's folder); both must give
    PyTorch's logits, and a damaged, misaligned or missing blob must be refused.
-   Usage: c_api_demo MODEL_DIR INPUT.bin REFERENCE.bin */
+   EXPECT_TARGET (optional): the target of DEMO_TARGETS the library must pick on this CPU, or
+   "refuse": this CPU runs none of them, and every bind must say so (DEMO_ERR_UNSUPPORTED_CPU).
+   Usage: c_api_demo MODEL_DIR INPUT.bin REFERENCE.bin [EXPECT_TARGET] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,10 +55,11 @@ static int matches(const float* got, const float* ref, size_t n, const char* wha
 }
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    fprintf(stderr, "usage: %s MODEL_DIR INPUT.bin REFERENCE.bin\n", argv[0]);
+  if (argc != 4 && argc != 5) {
+    fprintf(stderr, "usage: %s MODEL_DIR INPUT.bin REFERENCE.bin [EXPECT_TARGET|refuse]\n", argv[0]);
     return 2;
   }
+  const char* expect_target = argc == 5 ? argv[4] : NULL;
   size_t blob_size = 0, in_size = 0, ref_size = 0;
   char blob_path[4096];
   snprintf(blob_path, sizeof blob_path, "%s/%s", argv[1], DEMO_BLOB_FILE);
@@ -79,6 +82,25 @@ int main(int argc, char** argv) {
 
   const size_t ws = sizeof workspace;
   EXPECT(demo_forward(image, linked_out, workspace, ws) == DEMO_ERR_NOT_BOUND, "forward before any bind must fail");
+
+  printf("targets %s; this CPU runs %s (%s)\n", DEMO_TARGETS, demo_target()[0] ? demo_target() : "none of them",
+         demo_isa());
+  if (expect_target && strcmp(expect_target, "refuse") == 0) {
+    /* A CPU without the library's instructions: a clear refusal, never SIGILL. */
+    int rc = demo_bind(demo_blob, DEMO_BLOB_BYTES);
+    EXPECT(rc == DEMO_ERR_UNSUPPORTED_CPU, "bind on a CPU the library cannot run = %d (%s)", rc, demo_last_error());
+    EXPECT(strstr(demo_last_error(), "this CPU lacks") != NULL, "message: %s", demo_last_error());
+    EXPECT(demo_target()[0] == '\0' && demo_isa()[0] == '\0', "target '%s', isa '%s'", demo_target(), demo_isa());
+    EXPECT(demo_forward(image, linked_out, workspace, ws) == DEMO_ERR_NOT_BOUND, "forward after a refused bind");
+    printf("refused as expected: %s\n", demo_last_error());
+    free(file_blob);
+    free(image);
+    free(reference);
+    return failures ? 1 : 0;
+  }
+  if (expect_target)
+    EXPECT(strcmp(demo_target(), expect_target) == 0, "this CPU should run %s, the library picked '%s'", expect_target,
+           demo_target());
 
   /* 1. Weights linked into the program. */
   EXPECT(((size_t)demo_blob) % 64 == 0, "linked-in blob at %p is not 64-byte aligned", (const void*)demo_blob);

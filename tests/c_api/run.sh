@@ -20,3 +20,52 @@ cc -std=c11 -O2 -Wall -Wextra -Werror -I"$out/lib" -I"$out/model" "$src/tests/c_
 # No C++ runtime behind a C program's back.
 if nm -u "$out/lib/libdemo.a" | grep -E "_Z|__cxa|__gxx" ; then echo "FAIL: libdemo.a needs the C++ runtime"; exit 1; fi
 "$out/c_api_demo" "$out/model" "$src/demo/input.bin" "$src/demo/reference.bin"
+
+# Instruction-set targets (docs/TARGETS.md). The library above is for this machine (native): its
+# symbols but the entry points are local, and nothing runs before main().
+want=(demo_bind demo_forward demo_input_floats demo_isa demo_last_error demo_output_floats demo_target demo_workspace_bytes)
+got=$(nm -g --defined-only "$out/lib/libdemo.a" | awk 'NF==3{print $3}' | grep -v '^vitcc_demo_v0_' | sort | tr '\n' ' ')
+[ "$got" = "${want[*]} " ] || { echo "FAIL: libdemo.a exports '$got', expected '${want[*]} ' and vitcc_demo_v0_*"; exit 1; }
+if readelf -S -W "$out/lib/libdemo.a" | grep -E "\.init_array|\.ctors"; then echo "FAIL: libdemo.a runs code before main()"; exit 1; fi
+if [ "$(uname -m)" = x86_64 ]; then
+  # A fat library for x86-64-v2..v4: on this CPU it must pick the best its /proc/cpuinfo flags allow.
+  "$compile" "$out/model/demo.json" -o "$out/fat" --target x86-64-v4,x86-64-v2,x86-64-v3
+  grep -q '#define DEMO_TARGETS "x86-64-v2,x86-64-v3,x86-64-v4"' "$out/fat/demo.h" \
+    || { echo "FAIL: the fat header does not state its targets, weakest first"; exit 1; }
+  has() { grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -qx "$1"; }
+  expect=x86-64-v2
+  if has avx2 && has fma && has bmi2 && has f16c && has movbe && has abm; then expect=x86-64-v3; fi
+  if [ $expect = x86-64-v3 ] && has avx512f && has avx512bw && has avx512dq && has avx512vl && has avx512cd; then expect=x86-64-v4; fi
+  cc -std=c11 -O2 -Wall -Wextra -Werror -I"$out/fat" -I"$out/model" "$src/tests/c_api/main.c" \
+    "$out/model/demo_blob.o" -L"$out/fat" -ldemo -lm -o "$out/c_api_fat"
+  "$out/c_api_fat" "$out/model" "$src/demo/input.bin" "$src/demo/reference.bin" $expect
+  # Older CPUs, emulated (qemu-x86_64's TCG has AVX2 but no AVX-512): the fat library steps down, and
+  # one built for x86-64-v4 alone refuses at bind with the missing extensions named, instead of SIGILL.
+  if command -v qemu-x86_64 >/dev/null; then
+  q() { qemu-x86_64 -cpu "$@" 2> >(grep -v "TCG doesn't support" >&2); }
+  q Haswell "$out/c_api_fat" "$out/model" "$src/demo/input.bin" "$src/demo/reference.bin" x86-64-v3
+  q Nehalem "$out/c_api_fat" "$out/model" "$src/demo/input.bin" "$src/demo/reference.bin" x86-64-v2
+  "$compile" "$out/model/demo.json" -o "$out/v4" --target x86-64-v4
+  cc -std=c11 -O2 -Wall -Wextra -Werror -I"$out/v4" -I"$out/model" "$src/tests/c_api/main.c" \
+    "$out/model/demo_blob.o" -L"$out/v4" -ldemo -lm -o "$out/c_api_v4"
+  q Haswell "$out/c_api_v4" "$out/model" "$src/demo/input.bin" "$src/demo/reference.bin" refuse
+  echo "c_api x86 targets: native, fat x86-64-v2..v4 (picked $expect here, v3 on Haswell, v2 on Nehalem), v4 refused on Haswell"
+  else echo "no qemu-x86_64: the emulated-CPU checks are skipped"; fi
+fi
+
+# 64-bit Arm, cross-compiled and emulated: a fat library for armv8-a and armv8.2-a+dotprod+i8mm picks
+# the first on a Cortex-A53 (no dot products) and on a Cortex-A76 (SDOT, no SMMLA), the second on QEMU's
+# "max" CPU; the outputs hold the parity bound everywhere.
+if command -v aarch64-linux-gnu-g++ >/dev/null && command -v qemu-aarch64 >/dev/null; then
+  "$compile" "$out/model/demo.json" -o "$out/a64" --target armv8.2-a+dotprod+i8mm,armv8-a
+  aarch64-linux-gnu-gcc -c -I"$out/model" "$out/model/demo_blob.s" -o "$out/a64/demo_blob.o"
+  aarch64-linux-gnu-gcc -std=c11 -O2 -Wall -Wextra -Werror -I"$out/a64" -I"$out/model" "$src/tests/c_api/main.c" \
+    "$out/a64/demo_blob.o" -L"$out/a64" -ldemo -lm -o "$out/c_api_a64"
+  for cpu_target in cortex-a53:armv8-a cortex-a76:armv8-a max:armv8.2-a+dotprod+i8mm; do
+    QEMU_LD_PREFIX=/usr/aarch64-linux-gnu qemu-aarch64 -cpu "${cpu_target%%:*}" "$out/c_api_a64" "$out/model" \
+      "$src/demo/input.bin" "$src/demo/reference.bin" "${cpu_target#*:}"
+  done
+  echo "c_api aarch64 targets: fat armv8-a + armv8.2-a+dotprod+i8mm, each picked where it runs"
+else
+  echo "no aarch64-linux-gnu-g++ or qemu-aarch64: the 64-bit Arm target checks are skipped"
+fi

@@ -125,4 +125,34 @@ for f in not-ours.txt runner-of-someone-else runner-0123456789abcdef.txt; do
 done
 echo "ok   --cache-info, then --clear-cache: $(cat "$out/clear")"
 
+# --target (docs/TARGETS.md): a named instruction set instead of this machine's. Runners compile for
+# seconds each (a minute under the sanitizers, which set VITCC_CLI_TARGETS=0: nothing here is about memory).
+if [ "${VITCC_CLI_TARGETS:-1}" != 0 ]; then
+  export VITCC_CACHE_DIR=$out/cache-targets
+  expect_code 2 "$run" "$cfg" --check --target pentium4
+  expect_code 2 "$run" "$cfg" --check --target cortex-m7
+  expect_code 2 env VITCC_RUN_FLAGS=-O2 "$run" "$cfg" --check --target scalar
+  "$run" "$cfg" --input "$bin" --output "$out/s.bin" --reference "$src/demo/reference.bin" --target scalar >"$out/log_s" 2>&1 \
+    || fail "--target scalar: $(cat "$out/log_s")"
+  grep -q "^isa     scalar (target scalar)$" "$out/log_s" || fail "--target scalar did not say so: $(cat "$out/log_s")"
+  echo "ok   --target scalar: within the parity bound, and it says which instruction set ran"
+  if [ "$(uname -m)" = x86_64 ] && grep -qw avx2 /proc/cpuinfo; then
+    "$run" "$cfg" --input "$bin" --output "$out/v3.bin" --reference "$src/demo/reference.bin" --target x86-64-v3 \
+      >"$out/log_v3" 2>&1 || fail "--target x86-64-v3: $(cat "$out/log_v3")"
+    grep -q "^isa     fma3+avx2 (target x86-64-v3)$" "$out/log_v3" || fail "--target x86-64-v3: $(cat "$out/log_v3")"
+    echo "ok   --target x86-64-v3: AVX2 code, within the parity bound"
+    # A CPU without AVX-512 (qemu-x86_64's Haswell runs the runner): a clear refusal, exit 5, no SIGILL.
+    if command -v qemu-x86_64 >/dev/null; then
+      set +e
+      VITCC_RUN_LAUNCHER="qemu-x86_64 -cpu Haswell" "$run" "$cfg" --check --target x86-64-v4 >"$out/log_v4" 2>&1
+      rc=$?
+      set -e
+      [ $rc = 5 ] || fail "--target x86-64-v4 on an emulated Haswell: exit $rc, expected 5: $(tail -c 600 "$out/log_v4")"
+      grep -q "cannot run on this CPU" "$out/log_v4" && grep -q "lacks avx512f" "$out/log_v4" \
+        || fail "--target x86-64-v4 on an emulated Haswell: $(tail -c 600 "$out/log_v4")"
+      echo "ok   --target x86-64-v4 on an emulated Haswell: refused (exit 5), the missing AVX-512 named"
+    fi
+  fi
+fi
+
 echo "run_cli: all checks passed"

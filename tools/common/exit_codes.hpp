@@ -13,7 +13,8 @@ inline constexpr int input = 3;        // an input is unreadable or not what it 
 inline constexpr int parity = 4;       // outputs outside their bound: vitcc-run --reference or --check,
                                        // vitcc-pack's self-check at the chosen precision
 inline constexpr int unsupported = 5;  // vitcc-pack: a valid model that vitcc does not pack (an operator,
-                                       // an architecture or a part of one it does not model)
+                                       // an architecture or a part of one it does not model); vitcc-run:
+                                       // a runner compiled for instructions this CPU lacks (--target)
 inline constexpr int io = 6;           // an output cannot be written: a folder, a file, the runner cache
 
 }  // namespace vitcc::tools::exit_code

@@ -1,13 +1,24 @@
-// vitcc-compile OUT_DIR/NAME.json -o DIR [--cxx CXX] [--flags "FLAGS"] [--ar AR]
+// vitcc-compile OUT_DIR/NAME.json -o DIR [--target T[,T...]] [--cxx CXX] [--flags "FLAGS"] [--ar AR]
+//               [--objcopy OBJCOPY]
 //
 // Ahead-of-time compilation of a packed model for C programs: writes DIR/NAME.h, a plain C header,
 // and DIR/libNAME.a, a static library holding the model's forward pass compiled for its fixed
-// configuration (the config header NAME.json names) behind four C functions:
+// configuration (the config header NAME.json names) behind these C functions:
 //
-//   int    NAME_bind(const void* blob, size_t bytes);   // checks the blob, incl. its checksum
+//   int    NAME_bind(const void* blob, size_t bytes);   // checks the CPU, then the blob and its checksum
 //   size_t NAME_workspace_bytes(void);
 //   int    NAME_forward(const float* image, float* output, void* workspace, size_t workspace_bytes);
 //   const char* NAME_last_error(void);
+//   const char* NAME_target(void), *NAME_isa(void);     // what runs on this CPU
+//
+// Instruction sets (docs/TARGETS.md): the forward pass is compiled once per --target (default:
+// native), each copy in its own object whose symbols but its entry points are made local (objcopy),
+// so that no inline function compiled for one target can stand in for another's. NAME_bind() lives
+// in a separate object compiled for the plain target of the family (it runs on any such CPU): it
+// reads the CPU's features (core/cpu_features.hpp), picks the most capable copy the CPU runs, and
+// refuses with NAME_ERR_UNSUPPORTED_CPU, naming the missing extensions, when none does. So a library
+// built for x86-64-v4 fails cleanly on an AVX2 machine instead of dying of SIGILL, and one built with
+// --target x86-64-v2,x86-64-v3,x86-64-v4 runs everywhere at each CPU's best.
 //
 // The library is compiled without exceptions or RTTI and needs only the C library and libm, so a
 // C program links it with `cc main.c -LDIR -lNAME -lm`. The weights stay wherever the caller keeps
@@ -20,6 +31,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -33,6 +45,7 @@
 #include <vector>
 
 #include "../common/exit_codes.hpp"
+#include "../common/isa_targets.hpp"
 #include "../common/model_config.hpp"
 #include "../common/names.hpp"
 #include "../common/process.hpp"
@@ -44,11 +57,16 @@ namespace fs = std::filesystem;
 namespace {
 
 const char* usage =
-    "usage: vitcc-compile OUT_DIR/NAME.json -o DIR [--cxx CXX] [--flags \"FLAGS\"] [--ar AR]\n"
-    "       vitcc-compile --version\n"
+    "usage: vitcc-compile OUT_DIR/NAME.json -o DIR [--target T[,T...]] [--cxx CXX] [--flags \"FLAGS\"]\n"
+    "                     [--ar AR] [--objcopy OBJCOPY]\n"
+    "       vitcc-compile --list-targets | --version\n"
     "Writes DIR/NAME.h (C header) and DIR/libNAME.a (the model's forward pass for C programs).\n"
-    "Defaults: the compiler and flags vitcc was built with; environment CXX, VITCC_COMPILE_FLAGS and\n"
-    "AR override them, and the options override the environment (e.g. a cross compiler and its flags).\n"
+    "--target: the instruction sets to compile for, by name (--list-targets; default native). Several\n"
+    "of one family make a fat library: NAME_bind() picks the best this CPU runs, and refuses (never\n"
+    "SIGILL) when it runs none. A cross target's compiler and binutils default to its triplet's.\n"
+    "--flags: with --target, added to each target's flags; without, they replace the native flags.\n"
+    "Defaults: the compiler and flags vitcc was built with; environment CXX, VITCC_COMPILE_FLAGS, AR and\n"
+    "OBJCOPY override them, and the options override the environment.\n"
     "Exit codes: 0 done, 1 another failure (a compiler, the runner, an internal error), 2 usage, 3 an\n"
     "input file is unreadable or invalid, 4 outputs outside their bound, 5 a model vitcc does not pack,\n"
     "6 an output cannot be written.\n";
@@ -82,17 +100,35 @@ std::string upper(std::string s) {
   return s;
 }
 
+// One compiled copy of the forward pass: a target of the table (or the custom flags) and its flags.
+struct Variant {
+  std::string target;  // a name of tools::isa_targets(), or "custom"
+  std::string flags;   // the whole flag list for the variant's translation unit
+};
+
 // The C header. Sizes are macros too, so that C code can size static buffers with them. Every
-// string written into it was checked by load_model_config (name, architecture, hashes, file name).
-std::string c_header(const vitcc::tools::ModelConfig& cfg) {
+// string written into it was checked by load_model_config (name, architecture, hashes, file name);
+// the target names come from the table and the flags from the command line (written in a comment only
+// after the characters that could end it are replaced).
+std::string c_header(const vitcc::tools::ModelConfig& cfg, const std::vector<Variant>& variants) {
   const std::string& id = cfg.id;
   const std::string up = upper(id);
+  std::string targets, flag_lines;
+  for (const Variant& v : variants) {
+    targets += (targets.empty() ? "" : ",") + v.target;
+    std::string f = v.flags;
+    for (std::size_t i = 0; (i = f.find("*/", i)) != std::string::npos;) f.replace(i, 2, "* /");
+    flag_lines += "     " + v.target + ": " + f + "\n";
+  }
   std::ostringstream h;
   h << "/* Generated by vitcc-compile from " << cfg.name << ".json (" << cfg.architecture << ", config "
     << cfg.config_hash << "). Do not edit.\n"
     << "   Link with -l" << cfg.name << " -lm. One model instance per library; NAME_bind() must not run\n"
     << "   concurrently with anything else, NAME_forward() may run on several threads at once, each\n"
-    << "   with its own workspace. */\n"
+    << "   with its own workspace.\n"
+    << "   Instruction sets: the forward pass is compiled for " << targets << " (weakest first):\n"
+    << flag_lines
+    << "   " << id << "_bind() picks the last of them this CPU runs, or refuses with " << up << "_ERR_UNSUPPORTED_CPU. */\n"
     << "#ifndef VITCC_C_" << up << "_H\n#define VITCC_C_" << up << "_H\n\n"
     << "#include <stddef.h>\n\n"
     << "#define " << up << "_INPUT_FLOATS " << cfg.input_per_image << "u   /* one CHW float image */\n"
@@ -102,9 +138,12 @@ std::string c_header(const vitcc::tools::ModelConfig& cfg) {
     << "/* The weights this library binds: the blob file next to the config it was compiled from. */\n"
     << "#define " << up << "_BLOB_FILE \"" << cfg.blob_file << "\"\n"
     << "#define " << up << "_BLOB_BYTES " << cfg.blob_bytes << "u\n"
-    << "#define " << up << "_BLOB_CHECKSUM " << cfg.blob_checksum << "ull\n\n"
+    << "#define " << up << "_BLOB_CHECKSUM " << cfg.blob_checksum << "ull\n"
+    << "/* The instruction-set targets compiled in (vitcc-compile --list-targets), weakest first. */\n"
+    << "#define " << up << "_TARGETS \"" << targets << "\"\n\n"
     << "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
-    << "/* Binds the weight blob at `blob` (`bytes` long, 64-byte aligned; it stays in place and unchanged\n"
+    << "/* Checks that this CPU runs one of " << up << "_TARGETS (else " << up << "_ERR_UNSUPPORTED_CPU), then binds\n"
+    << "   the weight blob at `blob` (`bytes` long, 64-byte aligned; it stays in place and unchanged\n"
     << "   while the model is used: weights are read from it, never copied). Checks its structure, every\n"
     << "   tensor, and its checksum against " << up << "_BLOB_CHECKSUM. Returns 0, or a nonzero\n"
     << "   vitcc::Errc code with a message in " << id << "_last_error(). */\n"
@@ -113,11 +152,17 @@ std::string c_header(const vitcc::tools::ModelConfig& cfg) {
     << "size_t " << id << "_workspace_bytes(void);\n"
     << "size_t " << id << "_input_floats(void);\n"
     << "size_t " << id << "_output_floats(void);\n\n"
-    << "/* What " << id << "_forward() returns when it refuses a call (vitcc::Errc codes). */\n"
+    << "/* The target of " << up << "_TARGETS that runs on this CPU (the bound one after a successful\n"
+    << "   bind), and its instruction set as vitcc names it (avx512bw, fma3+avx2, sse4.2, arm64+neon,\n"
+    << "   scalar, ...); \"\" for both when this CPU runs none of them. */\n"
+    << "const char* " << id << "_target(void);\n"
+    << "const char* " << id << "_isa(void);\n\n"
+    << "/* What " << id << "_bind() and " << id << "_forward() return when they refuse a call (vitcc::Errc codes). */\n"
     << "#define " << up << "_ERR_NULL_POINTER " << int(vitcc::Errc::null_pointer) << "\n"
     << "#define " << up << "_ERR_MISALIGNED " << int(vitcc::Errc::misaligned) << "\n"
     << "#define " << up << "_ERR_NOT_BOUND " << int(vitcc::Errc::not_bound) << "\n"
-    << "#define " << up << "_ERR_WORKSPACE_TOO_SMALL " << int(vitcc::Errc::workspace_too_small) << "\n\n"
+    << "#define " << up << "_ERR_WORKSPACE_TOO_SMALL " << int(vitcc::Errc::workspace_too_small) << "\n"
+    << "#define " << up << "_ERR_UNSUPPORTED_CPU " << int(vitcc::Errc::unsupported_cpu) << "\n\n"
     << "/* Runs the model on one image: `image` " << up << "_INPUT_FLOATS floats (CHW, normalised as\n"
     << "   the model expects), `output` " << up << "_OUTPUT_FLOATS floats, `workspace` at least "
     << up << "_WORKSPACE_BYTES bytes,\n"
@@ -131,32 +176,118 @@ std::string c_header(const vitcc::tools::ModelConfig& cfg) {
   return h.str();
 }
 
-// `include`: the #include of the model's config header (tools::include_directive).
-std::string c_api_source(const std::string& include, const std::string& id) {
+// The symbols variant k's object keeps global; objcopy makes every other one local.
+std::vector<std::string> variant_symbols(const std::string& id, std::size_t k) {
+  const std::string p = "vitcc_" + id + "_v" + std::to_string(k) + "_";
+  return {p + "needs", p + "isa", p + "workspace_bytes", p + "input_floats", p + "output_floats", p + "bind", p + "forward"};
+}
+
+// Variant k: the forward pass compiled for one target. Its model is constructed at its first bind,
+// after the dispatcher's CPU check (a namespace-scope object could run code of this target at
+// program start). `include`: the #include of the model's config header (tools::include_directive).
+std::string variant_source(const std::string& include, const std::string& id, std::size_t k, const Variant& v) {
+  const std::string p = "vitcc_" + id + "_v" + std::to_string(k) + "_";
   std::ostringstream s;
-  s << "// Generated by vitcc-compile: the C entry points of " << id << ".\n"
+  s << "// Generated by vitcc-compile: " << id << "'s forward pass for target " << v.target << ".\n"
     << "#include <cstdint>\n#include <cstring>\n\n"
+    << "#include \"vitcc/core/cpu_features.hpp\"\n"
     << include << "\n"
     << "namespace {\n"
     << "using Model = vitcc_models::" << id << "_model;\n"
-    << "Model model;\n"
-    << "char last_error[vitcc::Status::message_capacity] = \"no blob bound yet\";\n"
+    << "Model& model() {\n  static Model m;\n  return m;\n}\n"
+    << "}  // namespace\n\n"
+    << "extern \"C\" {\n"
+    << "// Data, not code: the dispatcher reads them before it runs anything compiled here.\n"
+    << "extern const std::uint64_t " << p << "needs = vitcc::cpu::compiled_features();\n"
+    << "extern const char* const " << p << "isa = vitcc::default_arch::name();\n"
+    << "extern const std::size_t " << p << "workspace_bytes = Model::workspace_bytes;\n"
+    << "extern const std::size_t " << p << "input_floats = Model::input_floats;\n"
+    << "extern const std::size_t " << p << "output_floats = Model::output_floats;\n"
+    << "int " << p << "bind(const void* blob, std::size_t bytes, char* error, std::size_t capacity) {\n"
+    << "  vitcc::BlobView view;\n"
+    << "  vitcc::Status s = view.open(blob, bytes);\n"
+    << "  if (s.ok()) s = model().bind(view);\n"
+    << "  if (!s.ok()) model() = Model{};\n"
+    << "  std::strncpy(error, s.ok() ? \"\" : s.message(), capacity - 1);\n"
+    << "  error[capacity - 1] = '\\0';\n"
+    << "  return s.ok() ? 0 : static_cast<int>(s.code());\n"
+    << "}\n"
+    << "int " << p << "forward(const float* image, float* output, void* workspace, std::size_t workspace_bytes) {\n"
+    << "  // The checked call: it refuses what it cannot run safely, before touching anything.\n"
+    << "  return static_cast<int>(model().forward(image, output, workspace, workspace_bytes, nullptr).code());\n"
+    << "}\n"
+    << "}  // extern \"C\"\n";
+  return s.str();
+}
+
+// The public entry points, compiled for the plain target of the family: the CPU check and the
+// choice of a variant run here, before any code of a variant does.
+std::string dispatch_source(const std::string& id, const std::vector<Variant>& variants) {
+  std::ostringstream s;
+  s << "// Generated by vitcc-compile: " << id << "'s C entry points and its choice of instruction set.\n"
+    << "#include <cstdint>\n#include <cstdio>\n#include <cstring>\n\n"
+    << "#include \"vitcc/core/cpu_features.hpp\"\n\n"
+    << "extern \"C\" {\n";
+  for (std::size_t k = 0; k < variants.size(); ++k) {
+    const std::string p = "vitcc_" + id + "_v" + std::to_string(k) + "_";
+    s << "extern const std::uint64_t " << p << "needs;\n"
+      << "extern const char* const " << p << "isa;\n"
+      << "extern const std::size_t " << p << "workspace_bytes, " << p << "input_floats, " << p << "output_floats;\n"
+      << "int " << p << "bind(const void*, std::size_t, char*, std::size_t);\n"
+      << "int " << p << "forward(const float*, float*, void*, std::size_t);\n";
+  }
+  s << "}\n\n"
+    << "namespace {\n"
+    << "struct Variant {\n"
+    << "  const char* target;\n  const std::uint64_t* needs;\n  const char* const* isa;\n"
+    << "  int (*bind)(const void*, std::size_t, char*, std::size_t);\n"
+    << "  int (*forward)(const float*, float*, void*, std::size_t);\n"
+    << "};\n"
+    << "const Variant variants[] = {  // weakest first\n";
+  for (std::size_t k = 0; k < variants.size(); ++k) {
+    const std::string p = "vitcc_" + id + "_v" + std::to_string(k) + "_";
+    s << "    {\"" << variants[k].target << "\", &" << p << "needs, &" << p << "isa, " << p << "bind, " << p << "forward},\n";
+  }
+  s << "};\n"
+    << "constexpr std::size_t variant_count = sizeof variants / sizeof variants[0];\n"
+    << "const Variant* bound = nullptr;\n"
+    << "char last_error[vitcc::Status::message_capacity] = \"no blob bound yet\";\n\n"
+    << "// The most capable variant this CPU runs, or null.\n"
+    << "const Variant* pick() {\n"
+    << "  for (std::size_t i = variant_count; i-- > 0;)\n"
+    << "    if (!vitcc::cpu::missing(*variants[i].needs)) return &variants[i];\n"
+    << "  return nullptr;\n"
+    << "}\n"
     << "}  // namespace\n\n"
     << "extern \"C\" {\n"
     << "int " << id << "_bind(const void* blob, std::size_t bytes) {\n"
-    << "  vitcc::BlobView view;\n"
-    << "  vitcc::Status s = view.open(blob, bytes);\n"
-    << "  if (s.ok()) s = model.bind(view);\n"
-    << "  if (!s.ok()) model = Model{};\n"
-    << "  std::strncpy(last_error, s.ok() ? \"\" : s.message(), sizeof last_error - 1);\n"
-    << "  return s.ok() ? 0 : static_cast<int>(s.code());\n"
+    << "  bound = nullptr;\n"
+    << "  const Variant* v = pick();\n"
+    << "  if (!v) {\n"
+    << "    // The weakest target's needs: what the CPU lacks of the least it would take.\n"
+    << "    char names[160];\n"
+    << "    std::snprintf(last_error, sizeof last_error,\n"
+    << "                  \"" << id << "_bind: this CPU lacks %s, which the library's weakest target (%s) was compiled \"\n"
+    << "                  \"to use; rebuild with vitcc-compile --target for this CPU\",\n"
+    << "                  vitcc::cpu::feature_names(vitcc::cpu::missing(*variants[0].needs), names, sizeof names),\n"
+    << "                  variants[0].target);\n"
+    << "    return static_cast<int>(vitcc::Errc::unsupported_cpu);\n"
+    << "  }\n"
+    << "  const int rc = v->bind(blob, bytes, last_error, sizeof last_error);\n"
+    << "  if (rc == 0) bound = v;\n"
+    << "  return rc;\n"
     << "}\n"
-    << "std::size_t " << id << "_workspace_bytes(void) { return Model::workspace_bytes; }\n"
-    << "std::size_t " << id << "_input_floats(void) { return Model::input_floats; }\n"
-    << "std::size_t " << id << "_output_floats(void) { return Model::output_floats; }\n"
+    << "std::size_t " << id << "_workspace_bytes(void) { return vitcc_" << id << "_v0_workspace_bytes; }\n"
+    << "std::size_t " << id << "_input_floats(void) { return vitcc_" << id << "_v0_input_floats; }\n"
+    << "std::size_t " << id << "_output_floats(void) { return vitcc_" << id << "_v0_output_floats; }\n"
+    << "const char* " << id << "_target(void) {\n"
+    << "  const Variant* v = bound ? bound : pick();\n  return v ? v->target : \"\";\n}\n"
+    << "const char* " << id << "_isa(void) {\n"
+    << "  const Variant* v = bound ? bound : pick();\n  return v ? *v->isa : \"\";\n}\n"
     << "int " << id << "_forward(const float* image, float* output, void* workspace, std::size_t workspace_bytes) {\n"
-    << "  // The checked call: it refuses what it cannot run safely, before touching anything.\n"
-    << "  return static_cast<int>(model.forward(image, output, workspace, workspace_bytes, nullptr).code());\n"
+    << "  const Variant* v = bound;\n"
+    << "  if (!v) return static_cast<int>(vitcc::Errc::not_bound);\n"
+    << "  return v->forward(image, output, workspace, workspace_bytes);\n"
     << "}\n"
     << "const char* " << id << "_last_error(void) { return last_error; }\n"
     << "}  // extern \"C\"\n";
@@ -174,15 +305,49 @@ fs::path include_dir() {
   return VITCC_SOURCE_INCLUDE_DIR;
 }
 
+// "a,b,c" -> {"a", "b", "c"}
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');) out.push_back(item);
+  return out;
+}
+
+// The triplet prefix of a compiler command ("aarch64-linux-gnu-g++" -> "aarch64-linux-gnu-"), or "".
+std::string tool_prefix(const std::string& cxx) {
+  const std::vector<std::string> w = vitcc::tools::words(cxx);
+  if (w.empty()) return "";
+  const std::string base = fs::path(w.back()).filename().string();
+  for (const char* tail : {"g++", "c++", "clang++"}) {
+    const std::size_t at = base.rfind(std::string("-") + tail);
+    if (at != std::string::npos && at + 1 + std::strlen(tail) == base.size()) return base.substr(0, at + 1);
+  }
+  return "";
+}
+
+// The flags a target's translation unit is compiled with (before any --flags).
+std::string target_flags(const vitcc::tools::IsaTarget& t) {
+  if (std::string(t.name) == "native") return VITCC_COMPILE_FLAGS;
+  std::string f = "-O2 -DNDEBUG";
+  if (std::string(t.family) != "armv7e-m") f += " -fPIC";
+  f += std::string(" ") + t.isa_flags;
+  if (*t.abi_flags) f += std::string(" ") + t.abi_flags;
+  return f;
+}
+
+void print_targets() {
+  std::printf("%-24s %-9s %s\n", "target", "family", "flags; what it runs on");
+  for (const vitcc::tools::IsaTarget& t : vitcc::tools::isa_targets())
+    std::printf("%-24s %-9s %s\n%-24s %-9s   %s\n", t.name, t.family, target_flags(t).c_str(), "", "", t.about);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int step = exit_code::usage;  // the exit code of a failure in this step, unless it names its own
   try {
-    std::string config, out_dir;
-    std::string cxx = from_env("CXX", VITCC_COMPILE_CXX);
-    std::string flags = from_env("VITCC_COMPILE_FLAGS", VITCC_COMPILE_FLAGS);
-    std::string ar = from_env("AR", "ar");
+    std::string config, out_dir, target_list, cxx_opt, ar_opt, objcopy_opt, flags_opt;
+    bool flags_given = false;
     std::vector<std::string> a(argv + 1, argv + argc);
     for (std::size_t i = 0; i < a.size(); ++i) {
       auto value = [&]() -> std::string {
@@ -190,13 +355,17 @@ int main(int argc, char** argv) {
         return a[++i];
       };
       if (a[i] == "-o") out_dir = value();
-      else if (a[i] == "--cxx") cxx = value();
-      else if (a[i] == "--flags") flags = value();
-      else if (a[i] == "--ar") ar = value();
+      else if (a[i] == "--target") target_list = value();
+      else if (a[i] == "--cxx") cxx_opt = value();
+      else if (a[i] == "--flags") { flags_opt = value(); flags_given = true; }
+      else if (a[i] == "--ar") ar_opt = value();
+      else if (a[i] == "--objcopy") objcopy_opt = value();
       else if (a[i] == "-h" || a[i] == "--help") { std::cout << usage; return 0; }
+      else if (a[i] == "--list-targets") { print_targets(); return 0; }
       else if (a[i] == "--version") {
-        std::printf("vitcc-compile %d.%d.%d (compiles with %s %s)\n", VITCC_VERSION_MAJOR, VITCC_VERSION_MINOR,
-                    VITCC_VERSION_PATCH, cxx.c_str(), flags.c_str());
+        std::printf("vitcc-compile %d.%d.%d (native target: %s %s)\n", VITCC_VERSION_MAJOR, VITCC_VERSION_MINOR,
+                    VITCC_VERSION_PATCH, from_env("CXX", VITCC_COMPILE_CXX).c_str(),
+                    from_env("VITCC_COMPILE_FLAGS", VITCC_COMPILE_FLAGS).c_str());
         return 0;
       }
       else if (!a[i].empty() && a[i][0] == '-') throw Failure("unknown option '" + a[i] + "' (see vitcc-compile --help)");
@@ -204,6 +373,58 @@ int main(int argc, char** argv) {
       else throw Failure("unexpected argument '" + a[i] + "' (see vitcc-compile --help)");
     }
     if (config.empty() || out_dir.empty()) throw Failure("missing NAME.json or -o DIR (see vitcc-compile --help)");
+    if (!flags_given && std::getenv("VITCC_COMPILE_FLAGS") && *std::getenv("VITCC_COMPILE_FLAGS")) {
+      flags_opt = std::getenv("VITCC_COMPILE_FLAGS");
+      flags_given = true;
+    }
+
+    // The variants, weakest first, and the family they share.
+    std::vector<Variant> variants;
+    std::string family, abi_flags, cross;
+    if (target_list.empty() && flags_given) {
+      variants.push_back({"custom", flags_opt});  // the flags as given; the CPU check is compiled with them too
+      family = "custom";
+    } else {
+      std::vector<std::pair<std::size_t, const vitcc::tools::IsaTarget*>> chosen;
+      for (const std::string& name : split_commas(target_list.empty() ? "native" : target_list)) {
+        const vitcc::tools::IsaTarget* t = vitcc::tools::find_isa_target(name);
+        if (!t)
+          throw Failure("--target: unknown target '" + name + "' (one of: " + vitcc::tools::isa_target_names() +
+                        "; see vitcc-compile --list-targets)");
+        for (const auto& c : chosen)
+          if (c.second == t) throw Failure("--target: '" + name + "' is listed twice");
+        std::string f = t->family;
+        if (f == "host") f = vitcc::tools::host_family();
+        if (f != "any") {
+          if (!family.empty() && family != f)
+            throw Failure("--target: " + name + " (" + f + ") and the other targets (" + family +
+                          ") cannot share one library: one instruction-set family per library");
+          family = f;
+          abi_flags = t->abi_flags;
+          if (f != vitcc::tools::host_family()) cross = t->cross;
+        }
+        // native is this CPU's best: after every named target of its family
+        const std::size_t rank = std::string(t->name) == "native" ? vitcc::tools::isa_targets().size()
+                                                                  : std::size_t(t - vitcc::tools::isa_targets().data());
+        chosen.push_back({rank, t});
+      }
+      std::stable_sort(chosen.begin(), chosen.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+      for (const auto& c : chosen) {
+        const vitcc::tools::IsaTarget& t = *c.second;
+        std::string f = target_flags(t);
+        if (flags_given) f += " " + flags_opt;
+        variants.push_back({t.name, f});
+      }
+    }
+    // The CPU check and the entry points: the family's plain target (its ABI flags only).
+    std::string dispatch_flags = family == "custom" ? flags_opt : "-O2 -DNDEBUG";
+    if (family != "custom" && family != "armv7e-m") dispatch_flags += " -fPIC";
+    if (family != "custom" && !abi_flags.empty()) dispatch_flags += " " + abi_flags;
+
+    std::string cxx = !cxx_opt.empty() ? cxx_opt : from_env("CXX", cross.empty() ? VITCC_COMPILE_CXX : cross + "g++");
+    const std::string prefix = cross.empty() ? tool_prefix(cxx) : cross;
+    std::string ar = !ar_opt.empty() ? ar_opt : from_env("AR", prefix + "ar");
+    std::string objcopy = !objcopy_opt.empty() ? objcopy_opt : from_env("OBJCOPY", prefix + "objcopy");
     step = exit_code::input;
 
     const vitcc::tools::ModelConfig cfg = vitcc::tools::load_model_config(config);
@@ -229,32 +450,71 @@ int main(int argc, char** argv) {
     const std::string& id = cfg.id;
     const std::size_t ws_bytes = cfg.stats.workspace_bytes;
     const std::string tag = ".tmp." + std::to_string(::getpid());
-    const fs::path src = in_dir(name + "_capi.cpp"), obj = in_dir(name + "_capi.o");
     const fs::path lib = in_dir("lib" + name + ".a"), tmp_lib = in_dir("lib" + name + ".a" + tag);
     const fs::path c_header_path = in_dir(name + ".h");
-    write_text(src, c_api_source(include, id));
-    step = exit_code::failure;  // the compiler and the archiver
 
-    std::vector<std::string> cmd = vitcc::tools::words(cxx);
-    if (cmd.empty()) throw Failure("empty compiler command");
-    cmd.push_back("-std=c++17");
-    for (const auto& f : vitcc::tools::words(flags)) cmd.push_back(f);
-    cmd.insert(cmd.end(), {"-fno-exceptions", "-fno-rtti", "-fno-threadsafe-statics", "-I" + include_dir().string(),
-                           "-c", src.string(), "-o", obj.string()});
-    std::string log;
-    if (vitcc::tools::run_process(cmd, log) != 0) throw Failure("compiling " + src.string() + " with " + cxx + " failed:\n" + log);
+    // One translation unit: compile it, then keep only `keep` global (objcopy), so that its inline
+    // functions and template instances stay its own.
+    std::vector<fs::path> objects;
+    // GCC makes some template statics STB_GNU_UNIQUE, which objcopy cannot make local: ask for weak ones.
+    bool gcc = false;
+    {
+      std::vector<std::string> probe = vitcc::tools::words(cxx);
+      if (probe.empty()) throw Failure("empty compiler command");
+      probe.insert(probe.end(), {"-dM", "-E", "-x", "c++", "/dev/null"});
+      std::string defines;
+      step = exit_code::failure;
+      if (vitcc::tools::run_process(probe, defines, false) != 0) throw Failure("cannot run the compiler " + cxx);
+      gcc = defines.find("#define __GNUC__ ") != std::string::npos && defines.find("#define __clang__ ") == std::string::npos;
+    }
+    auto build = [&](const fs::path& src, const std::string& text, const std::string& unit_flags,
+                     const std::vector<std::string>& keep) {
+      step = exit_code::io;
+      write_text(src, text);
+      step = exit_code::failure;  // the compiler and binutils
+      const fs::path obj = fs::path(src).replace_extension(".o");
+      std::vector<std::string> cmd = vitcc::tools::words(cxx);
+      if (cmd.empty()) throw Failure("empty compiler command");
+      cmd.push_back("-std=c++17");
+      for (const auto& f : vitcc::tools::words(unit_flags)) cmd.push_back(f);
+      cmd.insert(cmd.end(), {"-fno-exceptions", "-fno-rtti", "-fno-threadsafe-statics", "-I" + include_dir().string(),
+                             "-c", src.string(), "-o", obj.string()});
+      if (gcc) cmd.push_back("-fno-gnu-unique");
+      std::string log;
+      if (vitcc::tools::run_process(cmd, log) != 0)
+        throw Failure("compiling " + src.string() + " with " + cxx + " " + unit_flags + " failed:\n" + log);
+      std::vector<std::string> oc = vitcc::tools::words(objcopy);
+      if (oc.empty()) throw Failure("empty objcopy command");
+      oc.push_back("--remove-section=.group");  // no COMDAT folding with another unit's copies
+      for (const std::string& k : keep) oc.push_back("--keep-global-symbol=" + k);
+      oc.push_back(obj.string());
+      log.clear();
+      if (vitcc::tools::run_process(oc, log) != 0)
+        throw Failure("making " + obj.string() + "'s symbols local with " + objcopy + " failed:\n" + log);
+      objects.push_back(obj);
+    };
+    for (std::size_t k = 0; k < variants.size(); ++k)
+      build(in_dir(name + "_capi_v" + std::to_string(k) + ".cpp"), variant_source(include, id, k, variants[k]),
+            variants[k].flags, variant_symbols(id, k));
+    build(in_dir(name + "_capi.cpp"), dispatch_source(id, variants), dispatch_flags,
+          {id + "_bind", id + "_workspace_bytes", id + "_input_floats", id + "_output_floats", id + "_target",
+           id + "_isa", id + "_forward", id + "_last_error"});
+
     fs::remove(tmp_lib, ec);
     std::vector<std::string> ar_cmd = vitcc::tools::words(ar);
-    ar_cmd.insert(ar_cmd.end(), {"rcs", tmp_lib.string(), obj.string()});
-    log.clear();
-    if (vitcc::tools::run_process(ar_cmd, log) != 0) throw Failure("archiving " + obj.string() + " with " + ar + " failed:\n" + log);
+    if (ar_cmd.empty()) throw Failure("empty archiver command");
+    ar_cmd.insert(ar_cmd.end(), {"rcs", tmp_lib.string()});
+    for (const fs::path& o : objects) ar_cmd.push_back(o.string());
+    std::string log;
+    if (vitcc::tools::run_process(ar_cmd, log) != 0) throw Failure("archiving with " + ar + " failed:\n" + log);
     fs::rename(tmp_lib, lib, ec);
     if (ec) throw Failure(lib.string() + ": cannot move into place: " + ec.message(), exit_code::io);
-    fs::remove(obj, ec);
+    for (const fs::path& o : objects) fs::remove(o, ec);
     // The header last: a header never names a library that is not in place.
-    write_text(c_header_path, c_header(cfg));
+    write_text(c_header_path, c_header(cfg, variants));
     std::printf("wrote %s and %s (%s, %zu workspace bytes)\n", c_header_path.string().c_str(), lib.string().c_str(),
                 cfg.architecture.c_str(), ws_bytes);
+    for (const Variant& v : variants) std::printf("  target %s: %s %s\n", v.target.c_str(), cxx.c_str(), v.flags.c_str());
     return 0;
   } catch (const Failure& e) {
     std::fprintf(stderr, "vitcc-compile: error: %s\n", vitcc::tools::one_line(e.what()).c_str());

@@ -21,6 +21,7 @@
 #include <cctype>
 #include <cmath>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -37,10 +38,12 @@
 #include "../common/exit_codes.hpp"
 #include "../common/names.hpp"
 #include "../common/process.hpp"
+#include "../common/isa_targets.hpp"
 #include "../common/self_check.hpp"
 #include "../common/model_config.hpp"
 #include "image_preprocess.hpp"
 #include "tensor_io.hpp"
+#include "vitcc/core/cpu_features.hpp"
 #include "vitcc/version.hpp"
 
 namespace fs = std::filesystem;
@@ -51,8 +54,8 @@ namespace {
 
 const char* usage =
     "usage: vitcc-run NAME.json --input IN [--input IN2 ...] --output OUT [--threads N] [--repeat N]\n"
-    "                [--reference REF.bin] [--labels LABELS.txt]\n"
-    "       vitcc-run NAME.json --check\n"
+    "                [--reference REF.bin] [--labels LABELS.txt] [--target T]\n"
+    "       vitcc-run NAME.json --check [--target T]\n"
     "       vitcc-run NAME.json --info\n"
     "       vitcc-run --cache-info | --clear-cache | --version\n"
     "IN: .bin (raw float32 NCHW, N images), .npy, or an image (.png .jpg .ppm). Several --input: one\n"
@@ -64,13 +67,15 @@ const char* usage =
     "the absolute paths of the blob and header, name, architecture, hashes, shapes, stats).\n"
     "--labels: one class name per line (as many lines as the model has classes); prints the top-5 of\n"
     "every image with its softmax probability and name (without it: the top-5 logits of image inputs).\n"
+    "--target: the instruction set the runner is compiled for, by name (vitcc-compile --list-targets;\n"
+    "default native): one this machine runs, e.g. x86-64-v3 or scalar to try what another CPU would run.\n"
     "--cache-info: the runner cache's folder, runners and bytes. --clear-cache: removes its runners\n"
     "(each is compiled again when next needed).\n"
     "Environment: VITCC_CACHE_DIR (compiled runners; default ~/.cache/vitcc), CXX (compiler),\n"
     "VITCC_RUN_FLAGS (replaces the runner's compiler flags; -fno-exceptions -fno-rtti are always added),\n"
     "VITCC_RUN_LAUNCHER (e.g. an emulator).\n"
     "Exit codes: 0 done, 1 another failure (a compiler, the runner, an internal error), 2 usage, 3 an\n"
-    "input file is unreadable or invalid, 4 outputs outside their bound, 5 a model vitcc does not pack,\n"
+    "input file is unreadable or invalid, 4 outputs outside their bound, 5 a model vitcc does not pack or a --target this CPU does not run,\n"
     "6 an output cannot be written.\n";
 
 // code: the exit code (tools/common/exit_codes.hpp); 0: the step that failed decides (main's `step`).
@@ -84,6 +89,7 @@ struct Options {
   std::string config, output, reference, labels;
   std::vector<std::string> inputs;
   std::size_t threads = 1, repeat = 1;
+  std::string target;  // --target (empty: native, or VITCC_RUN_FLAGS)
   bool check = false, verbose = false, info = false, cache_info = false, clear_cache = false;
 };
 
@@ -93,9 +99,28 @@ std::string runner_cxx() {
   const char* env = std::getenv("CXX");
   return env && *env ? env : VITCC_RUN_CXX;
 }
-std::string runner_flag_text() {
+// With --target NAME (tools/common/isa_targets.hpp, docs/TARGETS.md): that target's flags, plus this
+// build's extra runner flags (a sanitizer build's). Only targets this machine runs natively: a runner
+// is executed here.
+std::string runner_flag_text(const std::string& target = "") {
   const char* env = std::getenv("VITCC_RUN_FLAGS");
-  return env ? env : VITCC_RUN_FLAGS;
+  if (target.empty() || target == "native") return env ? env : VITCC_RUN_FLAGS;
+  const vitcc::tools::IsaTarget* t = vitcc::tools::find_isa_target(target);
+  if (!t)
+    throw Failure("--target: unknown target '" + target + "' (one of: " + vitcc::tools::isa_target_names() + ")",
+                  exit_code::usage);
+  if (env)
+    throw Failure("--target " + target + ": VITCC_RUN_FLAGS is set, and it replaces every runner flag; unset it",
+                  exit_code::usage);
+  const std::string family = t->family;
+  if (family != "any" && family != vitcc::tools::host_family())
+    throw Failure("--target " + target + " is for " + family + ", and vitcc-run runs the model on this " +
+                      vitcc::tools::host_family() + " machine: build for that device with vitcc-compile --target " + target,
+                  exit_code::usage);
+  std::string f = std::string("-O2 -DNDEBUG ") + t->isa_flags;
+  if (*t->abi_flags) f += std::string(" ") + t->abi_flags;
+  if (*VITCC_RUN_EXTRA_FLAGS) f += std::string(" ") + VITCC_RUN_EXTRA_FLAGS;
+  return f;
 }
 
 std::size_t parse_count(const std::string& flag, const std::string& v) {
@@ -121,6 +146,10 @@ Options parse(int argc, char** argv) {
         throw Failure("--output given twice ('" + before + "', then '" + o.output + "'): one OUT holds the whole batch");
     }
     else if (a[i] == "--threads") o.threads = parse_count("--threads", value());
+    else if (a[i] == "--target") {
+      o.target = value();
+      runner_flag_text(o.target);  // an unknown or foreign target is a usage error, found now
+    }
     else if (a[i] == "--repeat") o.repeat = parse_count("--repeat", value());
     else if (a[i] == "--reference") o.reference = value();
     else if (a[i] == "--labels") o.labels = value();
@@ -219,10 +248,10 @@ std::vector<std::string> with_launcher(std::vector<std::string> args) {
 }
 
 // Returns the cached runner for this configuration, compiling it first if needed.
-fs::path ensure_runner(const vitcc::tools::ModelConfig& cfg, bool verbose) {
+fs::path ensure_runner(const vitcc::tools::ModelConfig& cfg, bool verbose, const std::string& target) {
   const RunnerSources src = find_sources();
   const std::string cxx = runner_cxx();
-  const std::string flag_text = runner_flag_text();
+  const std::string flag_text = runner_flag_text(target);
   std::vector<std::string> flags = vitcc::tools::words(flag_text);
   // Whatever the flags, the runner proves that forward() and bind() need neither exceptions nor RTTI
   // (last, so that they win over a -fexceptions in the flags).
@@ -233,6 +262,9 @@ fs::path ensure_runner(const vitcc::tools::ModelConfig& cfg, bool verbose) {
   std::uint64_t key = vitcc::tools::fnv1a(cfg.config_hash);
   std::string command_text = cxx;
   for (const auto& f : flags) command_text += " " + f;
+  // -march=native means this CPU: a cache shared between machines must not hand one's runner to another.
+  if (command_text.find("native") != std::string::npos)
+    command_text += " cpu=" + std::to_string(vitcc::cpu::runtime_features());
   key = vitcc::tools::fnv1a(command_text, key);
   std::vector<fs::path> sources;
   for (const auto& e : fs::recursive_directory_iterator(src.include_dir / "vitcc"))
@@ -296,6 +328,11 @@ fs::path ensure_runner(const vitcc::tools::ModelConfig& cfg, bool verbose) {
   for (char& ch : want) ch = char(std::tolower(static_cast<unsigned char>(ch)));
   if (hash_rc != 0 || said != want) {
     fs::remove(tmp_bin, ec);
+    if (hash_rc == 7 || hash_rc == 128 + SIGILL)  // runner_main's CPU check, or an instruction before it
+      throw Failure("the runner compiled for target " + (target.empty() ? std::string("native") : target) +
+                        " cannot run on this CPU (" + (hash_rc == 7 ? said : "SIGILL: an illegal instruction") +
+                        "): choose a target this CPU runs (vitcc-compile --list-targets, docs/TARGETS.md)",
+                    exit_code::unsupported);
     if (hash_rc != 0)
       throw Failure("the runner compiled for " + cfg.header_path + " does not start (exit " + std::to_string(hash_rc) +
                     "): " + said);
@@ -508,7 +545,7 @@ int main(int argc, char** argv) {
       const std::size_t images = std::size_t(input.shape.at(0));
 
       step = exit_code::failure;  // compiling and running (its own errors name their codes)
-      const fs::path runner = ensure_runner(cfg, o.verbose);
+      const fs::path runner = ensure_runner(cfg, o.verbose, o.target);
       TempDir tmp;
       write_raw(tmp.path / "in.raw", input.data);
       std::string out_text;
@@ -521,7 +558,12 @@ int main(int argc, char** argv) {
         std::string said;
         for (char ch : out_text)
           if (ch != '\n' || (!said.empty() && said.back() != ' ')) said += ch == '\n' ? ' ' : ch;
-        // The runner exits 3 for a blob or input it refuses, 6 when it cannot write its output.
+        // The runner exits 3 for a blob or input it refuses, 6 when it cannot write its output, 7 when
+        // this CPU lacks instructions it was compiled to use (or dies of SIGILL before it can say so).
+        if (rc == 7 || rc == 128 + SIGILL)
+          throw Failure("the runner compiled for target " + (o.target.empty() ? std::string("native") : o.target) +
+                            " cannot run on this CPU (" + (rc == 7 ? said : "SIGILL: an illegal instruction") + ")",
+                        exit_code::unsupported);
         throw Failure("the compiled model failed (exit " + std::to_string(rc) + "): " + said,
                       rc == 3 ? exit_code::input : rc == 6 ? exit_code::io : exit_code::failure);
       }
@@ -607,6 +649,10 @@ int main(int argc, char** argv) {
           std::printf("runs_ms %s\n", out_text.substr(runs + 9, out_text.find('\n', runs) - runs - 9).c_str());
       }
       std::printf("heap    forward_allocations=0 (no heap allocation in any forward() call, warm-up included)\n");
+      const auto isa = out_text.find(" isa=");
+      if (isa != std::string::npos)
+        std::printf("isa     %s (target %s)\n", out_text.substr(isa + 5, out_text.find_first_of(" \n", isa + 5) - isa - 5).c_str(),
+                    o.target.empty() ? "native" : o.target.c_str());
       return status;
     }
   } catch (const Failure& e) {

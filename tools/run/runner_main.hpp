@@ -14,7 +14,8 @@
 // It also holds every model to the library's promise for forward(): vitcc-run always compiles it
 // with -fno-exceptions -fno-rtti, and it counts the heap allocations made (in any thread) during
 // each forward() call. The summary line reports forward_allocations=N; any N but 0 is an error
-// (exit 5). This file is that program's only translation unit, so it may define malloc & co.
+// (exit 5). It also names the instruction set compiled in (isa=, vitcc::default_arch), and a runner
+// compiled for instructions this CPU lacks exits 7 before anything else. This file is that program's only translation unit, so it may define malloc & co.
 #pragma once
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -30,6 +31,8 @@
 #include <vector>
 
 #include "malloc_counter.hpp"  // tools/common; vitcc-run passes its folder with -I
+#include "vitcc/core/arch.hpp"
+#include "vitcc/core/cpu_features.hpp"
 #include "vitcc/core/thread_pool.hpp"
 #include "vitcc/io/blob_reader.hpp"
 
@@ -46,6 +49,12 @@ inline bool read_all(const char* path, void* dst, std::size_t bytes) {
 template <class Model>
 int main(int argc, char** argv) {
   using Cfg = typename Model::config;
+  // Compiled for a target this CPU does not run (vitcc-run --target): say so, exit 7. Best effort, as
+  // this check is compiled with the same flags; vitcc-run also reads a SIGILL as this.
+  if (const vitcc::Status cpu = vitcc::cpu::check_cpu(); !cpu.ok()) {
+    std::fprintf(stderr, "runner: %s\n", cpu.message());
+    return 7;
+  }
   // vitcc-run asks a freshly compiled runner which configuration it holds before caching it.
   if (argc == 2 && std::strcmp(argv[1], "--config-hash") == 0) {
     std::printf("0x%016llx\n", static_cast<unsigned long long>(Cfg::config_hash));
@@ -139,8 +148,9 @@ int main(int argc, char** argv) {
   std::printf("\n");
   std::sort(all.begin(), all.end());
   std::printf("runner: forward_runs=%zu median_ms=%.4f min_ms=%.4f max_ms=%.4f workspace_bytes=%zu threads=%zu "
-              "forward_allocations=%ld\n",
-              all.size(), all[all.size() / 2], all.front(), all.back(), ws_bytes, threads, allocations);
+              "forward_allocations=%ld isa=%s\n",
+              all.size(), all[all.size() / 2], all.front(), all.back(), ws_bytes, threads, allocations,
+              vitcc::default_arch::name());
   ::munmap(mapped, std::size_t(st.st_size));
   return 0;
 }

@@ -28,6 +28,7 @@ enum class Errc {
   non_finite,         // a weight is NaN or Inf (check_finite, an opt-in check at load)
   not_bound,          // forward() on a model whose bind() did not succeed
   workspace_too_small,
+  unsupported_cpu,    // the code was compiled for instructions this CPU lacks (core/cpu_features.hpp)
 };
 
 class Status {
