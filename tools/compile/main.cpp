@@ -59,12 +59,13 @@ namespace {
 const char* usage =
     "usage: vitcc-compile OUT_DIR/NAME.json -o DIR [--target T[,T...]] [--cxx CXX] [--flags \"FLAGS\"]\n"
     "                     [--ar AR] [--objcopy OBJCOPY]\n"
-    "       vitcc-compile --list-targets | --version\n"
+    "       vitcc-compile --list-targets | --target-flags T | --version\n"
     "Writes DIR/NAME.h (C header) and DIR/libNAME.a (the model's forward pass for C programs).\n"
     "--target: the instruction sets to compile for, by name (--list-targets; default native). Several\n"
     "of one family make a fat library: NAME_bind() picks the best this CPU runs, and refuses (never\n"
     "SIGILL) when it runs none. A cross target's compiler and binutils default to its triplet's.\n"
     "--flags: with --target, added to each target's flags; without, they replace the native flags.\n"
+    "--target-flags T: print T's instruction-set flags (for a build system compiling the model itself).\n"
     "Defaults: the compiler and flags vitcc was built with; environment CXX, VITCC_COMPILE_FLAGS, AR and\n"
     "OBJCOPY override them, and the options override the environment.\n"
     "Exit codes: 0 done, 1 another failure (a compiler, the runner, an internal error), 2 usage, 3 an\n"
@@ -362,6 +363,15 @@ int main(int argc, char** argv) {
       else if (a[i] == "--objcopy") objcopy_opt = value();
       else if (a[i] == "-h" || a[i] == "--help") { std::cout << usage; return 0; }
       else if (a[i] == "--list-targets") { print_targets(); return 0; }
+      else if (a[i] == "--target-flags") {  // for build systems (vitcc_add_model): the ISA flags alone
+        const std::string name = value();
+        const vitcc::tools::IsaTarget* t = vitcc::tools::find_isa_target(name);
+        if (!t) throw Failure("--target-flags: unknown target '" + name + "' (one of: " + vitcc::tools::isa_target_names() + ")");
+        std::string f = name == "native" ? std::string("-march=native") : std::string(t->isa_flags);
+        if (*t->abi_flags) f += std::string(" ") + t->abi_flags;
+        std::printf("%s\n", f.c_str());
+        return 0;
+      }
       else if (a[i] == "--version") {
         std::printf("vitcc-compile %d.%d.%d (native target: %s %s)\n", VITCC_VERSION_MAJOR, VITCC_VERSION_MINOR,
                     VITCC_VERSION_PATCH, from_env("CXX", VITCC_COMPILE_CXX).c_str(),
