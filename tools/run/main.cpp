@@ -330,7 +330,7 @@ fs::path ensure_runner(const vitcc::tools::ModelConfig& cfg, bool verbose, const
     fs::remove(tmp_bin, ec);
     if (hash_rc == 7 || hash_rc == 128 + SIGILL)  // runner_main's CPU check, or an instruction before it
       throw Failure("the runner compiled for target " + (target.empty() ? std::string("native") : target) +
-                        " cannot run on this CPU (" + (hash_rc == 7 ? said : "SIGILL: an illegal instruction") +
+                        " cannot run on this CPU (" + (hash_rc == 7 ? said : "SIGILL: an illegal instruction, a missing extension or a trap") +
                         "): choose a target this CPU runs (vitcc-compile --list-targets, docs/TARGETS.md)",
                     exit_code::unsupported);
     if (hash_rc != 0)
@@ -466,6 +466,15 @@ bool runner_field(const std::string& said, const std::string& key, double& value
   return end != start;
 }
 
+// The runner's instruction set (its summary's isa=) and the target it was compiled for.
+void print_isa(const std::string& runner_said, const std::string& target) {
+  const auto isa = runner_said.find(" isa=");
+  if (isa == std::string::npos) return;
+  std::printf("isa     %s (target %s)\n",
+              runner_said.substr(isa + 5, runner_said.find_first_of(" \n", isa + 5) - isa - 5).c_str(),
+              target.empty() ? "native" : target.c_str());
+}
+
 // --info: the config as load_model_config checked it, for scripts (tools/memory_report.sh,
 // tools/bench/compare.py), so that they never parse NAME.json themselves.
 void print_info(const vitcc::tools::ModelConfig& cfg) {
@@ -562,7 +571,7 @@ int main(int argc, char** argv) {
         // this CPU lacks instructions it was compiled to use (or dies of SIGILL before it can say so).
         if (rc == 7 || rc == 128 + SIGILL)
           throw Failure("the runner compiled for target " + (o.target.empty() ? std::string("native") : o.target) +
-                            " cannot run on this CPU (" + (rc == 7 ? said : "SIGILL: an illegal instruction") + ")",
+                            " cannot run on this CPU (" + (rc == 7 ? said : "SIGILL: an illegal instruction, a missing extension or a trap") + ")",
                         exit_code::unsupported);
         throw Failure("the compiled model failed (exit " + std::to_string(rc) + "): " + said,
                       rc == 3 ? exit_code::input : rc == 6 ? exit_code::io : exit_code::failure);
@@ -580,6 +589,7 @@ int main(int argc, char** argv) {
         std::printf("%s: self-check passed (%zu outputs agree with the ONNX graph's recorded output; "
                     "forward_allocations=0)\n",
                     o.config.c_str(), result.size());
+        print_isa(out_text, o.target);
         return 0;
       }
       vitcc::run::Tensor out;
@@ -649,10 +659,7 @@ int main(int argc, char** argv) {
           std::printf("runs_ms %s\n", out_text.substr(runs + 9, out_text.find('\n', runs) - runs - 9).c_str());
       }
       std::printf("heap    forward_allocations=0 (no heap allocation in any forward() call, warm-up included)\n");
-      const auto isa = out_text.find(" isa=");
-      if (isa != std::string::npos)
-        std::printf("isa     %s (target %s)\n", out_text.substr(isa + 5, out_text.find_first_of(" \n", isa + 5) - isa - 5).c_str(),
-                    o.target.empty() ? "native" : o.target.c_str());
+      print_isa(out_text, o.target);
       return status;
     }
   } catch (const Failure& e) {
