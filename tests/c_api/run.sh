@@ -21,12 +21,27 @@ cc -std=c11 -O2 -Wall -Wextra -Werror -I"$out/lib" -I"$out/model" "$src/tests/c_
 if nm -u "$out/lib/libdemo.a" | grep -E "_Z|__cxa|__gxx" ; then echo "FAIL: libdemo.a needs the C++ runtime"; exit 1; fi
 "$out/c_api_demo" "$out/model" "$src/demo/input.bin" "$src/demo/reference.bin"
 
-# Instruction-set targets (docs/TARGETS.md). The library above is for this machine (native): its
-# symbols but the entry points are local, and nothing runs before main().
-want=(demo_bind demo_forward demo_input_floats demo_isa demo_last_error demo_output_floats demo_target demo_workspace_bytes)
-got=$(nm -g --defined-only "$out/lib/libdemo.a" | awk 'NF==3{print $3}' | grep -v '^vitcc_demo_v0_' | sort | tr '\n' ' ')
-[ "$got" = "${want[*]} " ] || { echo "FAIL: libdemo.a exports '$got', expected '${want[*]} ' and vitcc_demo_v0_*"; exit 1; }
-if readelf -S -W "$out/lib/libdemo.a" | grep -E "\.init_array|\.ctors"; then echo "FAIL: libdemo.a runs code before main()"; exit 1; fi
+# Instruction-set targets (docs/TARGETS.md). A library exports its entry points and its copies' own
+# (vitcc_demo_vK_*), nothing else, and runs nothing before main().
+check_symbols() {  # check_symbols LIB
+  local want="demo_bind demo_forward demo_input_floats demo_isa demo_last_error demo_output_floats demo_preprocess demo_preprocess_scratch_bytes demo_target demo_workspace_bytes "
+  local got
+  got=$(nm -g --defined-only "$1" | awk 'NF==3{print $3}' | grep -v '^vitcc_demo_v[0-9]*_' | sort | tr '\n' ' ')
+  [ "$got" = "$want" ] || { echo "FAIL: $1 exports '$got', expected '$want' and vitcc_demo_vK_*"; exit 1; }
+  if readelf -S -W "$1" | grep -E "\.init_array|\.ctors"; then echo "FAIL: $1 runs code before main()"; exit 1; fi
+}
+check_symbols "$out/lib/libdemo.a"
+
+# The C example (examples/c-classify): decode a photo, the model's own preprocessing through the C
+# API (an RGBA frame), forward, top-5; held to PyTorch's logits. The demo model's input.bin is its
+# 96x96 picture normalised without resize or crop, hence --crop-pct 1.0 for this pack.
+"$pack" "$src/demo/demo.onnx" -o "$out/cls-model" --name demo --emit-object --crop-pct 1.0 >/dev/null
+"$compile" "$out/cls-model/demo.json" -o "$out/cls-lib" >/dev/null
+cc -std=c11 -O2 -Wall -Wextra -Werror -I"$out/cls-lib" -I"$out/cls-model" "$src/examples/c-classify/classify.c" \
+  "$out/cls-model/demo_blob.o" -L"$out/cls-lib" -ldemo -lm -o "$out/classify"
+"$out/classify" "$src/demo/input.png" "$src/demo/reference.bin"
+
+if [ "${VITCC_C_API_TARGETS:-1}" = 0 ]; then echo "VITCC_C_API_TARGETS=0: the other targets are skipped"; exit 0; fi
 if [ "$(uname -m)" = x86_64 ]; then
   # A fat library for x86-64-v2..v4: on this CPU it must pick the best its /proc/cpuinfo flags allow.
   "$compile" "$out/model/demo.json" -o "$out/fat" --target x86-64-v4,x86-64-v2,x86-64-v3
@@ -36,6 +51,8 @@ if [ "$(uname -m)" = x86_64 ]; then
   expect=x86-64-v2
   if has avx2 && has fma && has bmi2 && has f16c && has movbe && has abm; then expect=x86-64-v3; fi
   if [ $expect = x86-64-v3 ] && has avx512f && has avx512bw && has avx512dq && has avx512vl && has avx512cd; then expect=x86-64-v4; fi
+  check_symbols "$out/fat/libdemo.a"
+  cc -std=c99 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c "$out/fat/demo.h"
   cc -std=c11 -O2 -Wall -Wextra -Werror -I"$out/fat" -I"$out/model" "$src/tests/c_api/main.c" \
     "$out/model/demo_blob.o" -L"$out/fat" -ldemo -lm -o "$out/c_api_fat"
   "$out/c_api_fat" "$out/model" "$src/demo/input.bin" "$src/demo/reference.bin" $expect

@@ -14,15 +14,8 @@
 //      black (pixel value 0) as torchvision does.
 //   4. x / 255 then (x - mean) / std in float32, output [1, 3, input_h, input_w] (CHW).
 //
-// Resampling follows Pillow's (9.x) 8-bit resize: bilinear (triangle, support 1) and bicubic
-// (a = -0.5, support 2) are separable convolutions with pixel centres at +0.5 and the
-// support widened by the downscale factor (antialiasing); weights normalised to sum 1 and
-// quantised to 22-bit fixed point; horizontal pass first, and — by choice, to match PIL —
-// the result is rounded and clamped to uint8 after each pass. Nearest takes source pixel
-// floor((x + 0.5) * in / out) per axis, computed as Pillow does (a running double sum
-// truncated), which matters for exact ties.
-// With these choices the output matches torchvision-on-PIL to float32 rounding on the images
-// tested (see tests/tools/test_tensor_io.cpp).
+// The resampling (Pillow's 8-bit resize) is the library's, include/vitcc/preprocess.hpp, where its
+// rules are written down; tests/tools/test_tensor_io.cpp holds it to Pillow's pixels.
 #pragma once
 
 #include <array>
@@ -30,6 +23,7 @@
 #include <string>
 
 #include "tensor_io.hpp"
+#include "vitcc/preprocess.hpp"
 
 namespace vitcc::run {
 
@@ -44,6 +38,10 @@ struct Preprocess {
 // rgb: height rows of width pixels, 3 bytes (R, G, B) each, no row padding.
 // Returns shape [1, 3, pp.input_h, pp.input_w]. Throws std::runtime_error on a bad
 // Preprocess (non-positive sizes or crop_pct, zero std, unknown interpolation) or image size.
+// The work is vitcc::preprocess (include/vitcc/preprocess.hpp), the code a device runs.
 Tensor preprocess_image(const unsigned char* rgb, int width, int height, const Preprocess& pp);
+
+// The library's form of a Preprocess (crop_pct as the decimal it was written as). Throws as above.
+vitcc::Preprocessing library_preprocessing(const Preprocess& pp);
 
 }  // namespace vitcc::run

@@ -29,6 +29,7 @@ enum class Errc {
   not_bound,          // forward() on a model whose bind() did not succeed
   workspace_too_small,
   unsupported_cpu,    // the code was compiled for instructions this CPU lacks (core/cpu_features.hpp)
+  invalid_argument,   // a value outside what the call accepts (e.g. a preprocessing configuration)
 };
 
 class Status {
