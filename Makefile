@@ -114,15 +114,15 @@ test-sanitize: build
 fuzz:
 	JOBS=$(JOBS) bash tools/fuzz.sh $(FUZZ_SECONDS)
 
-# ThreadSanitizer over the thread pool and every threaded forward pass: the pool's own tests and both
+# ThreadSanitizer over the thread pool (a Release build, HOST_TOOLS_FLAGS's, with -g1 for line numbers) and every threaded forward pass: the pool's own tests and both
 # bundled models at 1-3 workers (test_vit_threads, test_evit_model), the checked forward with an
 # executor, and every kernel split over 2, 3 and 5 workers. The tools come from the host build.
 TSAN_BUILD ?= build-tsan
 TSAN_TESTS = test_vit_threads test_evit_model test_checked_forward test_kernels_split_invariance
 .PHONY: test-tsan
 test-tsan: build
-	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
-		-DCMAKE_CXX_FLAGS="-fsanitize=thread" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" $(HOST_TOOLS_FLAGS)
+	cmake -S . -B $(TSAN_BUILD) $(HOST_TOOLS_FLAGS) \
+		-DCMAKE_CXX_FLAGS="-fsanitize=thread -g1" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread"
 	cmake --build $(TSAN_BUILD) -j$(JOBS) --target $(TSAN_TESTS)
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 		ctest --test-dir $(TSAN_BUILD) --output-on-failure -j$(JOBS) -R '^($(subst $(vitcc_space),|,$(TSAN_TESTS)))$$'
