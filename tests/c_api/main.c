@@ -14,6 +14,15 @@
 #include "demo_blob.h" /* vitcc-pack --emit-object */
 
 static int failures = 0;
+
+/* An executor that runs every task on the calling thread but hands out worker indices 0..workers-1,
+   as a pool of that many threads would: the kernels' split, without threads. */
+static size_t parallel_regions = 0;
+static void serial_parallel_for(void* self, size_t tasks, void (*task)(void*, size_t, size_t), void* arg) {
+  const size_t workers = *(const size_t*)self;
+  ++parallel_regions;
+  for (size_t t = 0; t < tasks; ++t) task(arg, t, t % workers);
+}
 #define EXPECT(cond, ...)                                   \
   do {                                                      \
     if (!(cond)) {                                          \
@@ -133,6 +142,51 @@ int main(int argc, char** argv) {
   EXPECT(demo_forward(NULL, file_out, workspace, ws) == DEMO_ERR_NULL_POINTER, "null image must be refused");
   EXPECT(demo_forward(image, file_out, workspace, ws - 64) == DEMO_ERR_WORKSPACE_TOO_SMALL,
          "a workspace short of DEMO_WORKSPACE_BYTES must be refused");
+
+  /* 4. Contexts: instances of their own (the linked-in blob, a second copy of the file), a batch, an
+     executor, the version. */
+  {
+    size_t copy_size = 0;
+    unsigned char* copy = read_file(blob_path, &copy_size);
+    EXPECT(copy != NULL && copy_size == DEMO_BLOB_BYTES, "cannot read %s again", blob_path);
+    static _Alignas(64) unsigned char mem_a[DEMO_CONTEXT_BYTES], mem_b[DEMO_CONTEXT_BYTES], mem_c[DEMO_CONTEXT_BYTES];
+    demo_context *ca = NULL, *cb = NULL, *cc = NULL;
+    EXPECT(demo_context_init(mem_a, sizeof mem_a, demo_blob, DEMO_BLOB_BYTES, &ca) == 0, "context a: %s", demo_context_error(ca));
+    EXPECT(demo_context_init(mem_b, sizeof mem_b, copy, copy_size, &cb) == 0, "context b: %s", demo_context_error(cb));
+    float batch_in[2 * DEMO_INPUT_FLOATS], batch_out[2 * DEMO_OUTPUT_FLOATS];
+    memcpy(batch_in, image, sizeof(float) * DEMO_INPUT_FLOATS);
+    memcpy(batch_in + DEMO_INPUT_FLOATS, image, sizeof(float) * DEMO_INPUT_FLOATS);
+    EXPECT(demo_context_forward(ca, batch_in, 2, batch_out, workspace, ws, NULL) == 0, "batch of 2");
+    EXPECT(memcmp(batch_out, linked_out, sizeof linked_out) == 0 &&
+           memcmp(batch_out + DEMO_OUTPUT_FLOATS, linked_out, sizeof linked_out) == 0, "a batch differs from one image");
+    size_t workers = 3;
+    const demo_executor ex = {serial_parallel_for, &workers, 3};
+    const size_t ws3_bytes = demo_workspace_bytes_for(3);
+    EXPECT(ws3_bytes >= DEMO_WORKSPACE_BYTES, "workspace for 3 workers: %zu", ws3_bytes);
+    unsigned char* ws3 = aligned_alloc(64, (ws3_bytes + 63) / 64 * 64);
+    float ex_out[DEMO_OUTPUT_FLOATS];
+    EXPECT(demo_context_forward(cb, image, 1, ex_out, ws3, ws3_bytes, &ex) == 0, "forward with an executor");
+    EXPECT(memcmp(ex_out, linked_out, sizeof ex_out) == 0, "3 workers gave other bits than one thread");
+    EXPECT(parallel_regions > 0, "the executor was never used");
+    if (ws3_bytes > ws)
+      EXPECT(demo_context_forward(cb, image, 1, ex_out, workspace, ws, &ex) == DEMO_ERR_WORKSPACE_TOO_SMALL,
+             "one worker's workspace for three must be refused");
+    copy[copy_size - 4] ^= 0x40; /* damaged: the context says why, and refuses to run */
+    EXPECT(demo_context_init(mem_c, sizeof mem_c, copy, copy_size, &cc) != 0 && cc != NULL &&
+               strstr(demo_context_error(cc), "checksum") != NULL,
+           "damaged blob in a context: %s", cc ? demo_context_error(cc) : "(no context)");
+    EXPECT(demo_context_forward(cc, image, 1, ex_out, workspace, ws, NULL) == DEMO_ERR_NOT_BOUND, "unbound context");
+    EXPECT(demo_context_forward(ca, image, 1, ex_out, workspace, ws, NULL) == 0, "context a after c's failure");
+    demo_context* untouched = NULL;
+    EXPECT(demo_context_init(mem_c, DEMO_CONTEXT_BYTES - 64, demo_blob, DEMO_BLOB_BYTES, &untouched) ==
+               DEMO_ERR_WORKSPACE_TOO_SMALL && untouched == NULL, "a context in too little memory");
+    EXPECT(demo_context_init(mem_c + 8, DEMO_CONTEXT_BYTES - 64, demo_blob, DEMO_BLOB_BYTES, &untouched) ==
+               DEMO_ERR_MISALIGNED, "a misaligned context");
+    EXPECT(strcmp(demo_version(), "vitcc " DEMO_VITCC_VERSION) == 0, "version '%s'", demo_version());
+    printf("contexts: 2 instances, a batch of 2 and 3 workers give the single run's bits; %s\n", demo_version());
+    free(ws3);
+    free(copy);
+  }
 
   free(file_blob);
   free(image);

@@ -24,7 +24,7 @@ if nm -u "$out/lib/libdemo.a" | grep -E "_Z|__cxa|__gxx" ; then echo "FAIL: libd
 # Instruction-set targets (docs/TARGETS.md). A library exports its entry points and its copies' own
 # (vitcc_demo_vK_*), nothing else, and runs nothing before main().
 check_symbols() {  # check_symbols LIB
-  local want="demo_bind demo_forward demo_input_floats demo_isa demo_last_error demo_output_floats demo_preprocess demo_preprocess_scratch_bytes demo_target demo_workspace_bytes "
+  local want="demo_bind demo_context_error demo_context_forward demo_context_init demo_forward demo_input_floats demo_isa demo_last_error demo_output_floats demo_preprocess demo_preprocess_scratch_bytes demo_target demo_version demo_workspace_bytes demo_workspace_bytes_for "
   local got
   got=$(nm -g --defined-only "$1" | awk 'NF==3{print $3}' | grep -v '^vitcc_demo_v[0-9]*_' | sort | tr '\n' ' ')
   [ "$got" = "$want" ] || { echo "FAIL: $1 exports '$got', expected '$want' and vitcc_demo_vK_*"; exit 1; }

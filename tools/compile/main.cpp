@@ -107,11 +107,18 @@ struct Variant {
   std::string flags;   // the whole flag list for the variant's translation unit
 };
 
+// The bytes of a context (the dispatcher's Context): a pointer and the error text in its first 64-byte
+// aligned block(s), then the model.
+std::size_t context_bytes(std::size_t model_bytes) {
+  const std::size_t head = (sizeof(void*) + 224 + 63) / 64 * 64;  // vitcc::Status::message_capacity
+  return head + (model_bytes + 63) / 64 * 64;
+}
+
 // The C header. Sizes are macros too, so that C code can size static buffers with them. Every
 // string written into it was checked by load_model_config (name, architecture, hashes, file name);
 // the target names come from the table and the flags from the command line (written in a comment only
 // after the characters that could end it are replaced).
-std::string c_header(const vitcc::tools::ModelConfig& cfg, const std::vector<Variant>& variants) {
+std::string c_header(const vitcc::tools::ModelConfig& cfg, const std::vector<Variant>& variants, std::size_t ctx_bytes) {
   const std::string& id = cfg.id;
   const std::string up = upper(id);
   std::string targets, flag_lines;
@@ -142,8 +149,25 @@ std::string c_header(const vitcc::tools::ModelConfig& cfg, const std::vector<Var
     << "#define " << up << "_BLOB_BYTES " << cfg.blob_bytes << "u\n"
     << "#define " << up << "_BLOB_CHECKSUM " << cfg.blob_checksum << "ull\n"
     << "/* The instruction-set targets compiled in (vitcc-compile --list-targets), weakest first. */\n"
-    << "#define " << up << "_TARGETS \"" << targets << "\"\n\n"
+    << "#define " << up << "_TARGETS \"" << targets << "\"\n"
+    << "/* The vitcc release that wrote this library (" << id << "_version() says the same at run time). */\n"
+    << "#define " << up << "_VITCC_VERSION \"" << VITCC_VERSION_MAJOR << "." << VITCC_VERSION_MINOR << "."
+    << VITCC_VERSION_PATCH << "\"\n"
+    << "/* The memory of one context (" << id << "_context_init), 64-byte aligned. */\n"
+    << "#define " << up << "_CONTEXT_BYTES " << ctx_bytes << "u\n"
+    << "#define " << up << "_CONTEXT_ALIGNMENT 64u\n\n"
     << "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
+    << "/* Runs task(arg, t, worker) for every t in [0, tasks), spread over `workers` threads (worker in\n"
+    << "   [0, workers)), and returns when all are done: the shape of vitcc::Executor (core/executor.hpp).\n"
+    << "   The outputs are the same bits whatever the number of workers. */\n"
+    << "typedef struct " << id << "_executor {\n"
+    << "  void (*parallel_for)(void* self, size_t tasks, void (*task)(void* arg, size_t task, size_t worker), void* arg);\n"
+    << "  void* self;\n"
+    << "  size_t workers;\n"
+    << "} " << id << "_executor;\n\n"
+    << "/* One model instance: its own bound weights (several contexts, several blobs of the same model, one\n"
+    << "   program). Opaque; its memory is the caller's. */\n"
+    << "typedef struct " << id << "_context " << id << "_context;\n\n"
     << "/* Checks that this CPU runs one of " << up << "_TARGETS (else " << up << "_ERR_UNSUPPORTED_CPU), then binds\n"
     << "   the weight blob at `blob` (`bytes` long, 64-byte aligned; it stays in place and unchanged\n"
     << "   while the model is used: weights are read from it, never copied). Checks its structure, every\n"
@@ -186,6 +210,24 @@ std::string c_header(const vitcc::tools::ModelConfig& cfg, const std::vector<Var
     << "size_t " << id << "_preprocess_scratch_bytes(int width, int height);\n"
     << "int " << id << "_preprocess(const unsigned char* pixels, int width, int height, size_t row_stride, int channels,\n"
     << "    float* image, void* scratch, size_t scratch_bytes);\n\n"
+    << "/* A context in `memory` (" << up << "_CONTEXT_BYTES, 64-byte aligned, the caller's), bound to\n"
+    << "   `blob` as " << id << "_bind() binds (CPU, structure, checksum). Returns 0, or an error: with\n"
+    << "   " << up << "_ERR_NULL_POINTER, _ERR_MISALIGNED or _ERR_WORKSPACE_TOO_SMALL (memory) *context is\n"
+    << "   untouched; otherwise *context is set and " << id << "_context_error() says what failed (its forward\n"
+    << "   then returns " << up << "_ERR_NOT_BOUND). Nothing to free: the memory is the context. */\n"
+    << "int " << id << "_context_init(void* memory, size_t memory_bytes, const void* blob, size_t blob_bytes,\n"
+    << "    " << id << "_context** context);\n"
+    << "const char* " << id << "_context_error(const " << id << "_context* context);\n\n"
+    << "/* `count` images (" << up << "_INPUT_FLOATS floats each, one after another) to `count` outputs,\n"
+    << "   one image after another. `executor`: NULL (this thread), or a thread pool; the workspace must\n"
+    << "   then hold " << id << "_workspace_bytes_for(executor->workers) bytes. Allocates nothing; may run\n"
+    << "   on several threads at once on one context, each with its own workspace. Returns 0 or the first\n"
+    << "   error (the outputs before it are written). */\n"
+    << "int " << id << "_context_forward(const " << id << "_context* context, const float* images, size_t count,\n"
+    << "    float* outputs, void* workspace, size_t workspace_bytes, const " << id << "_executor* executor);\n"
+    << "size_t " << id << "_workspace_bytes_for(size_t workers);\n\n"
+    << "/* \"vitcc X.Y.Z\": the release that wrote this library. */\n"
+    << "const char* " << id << "_version(void);\n\n"
     << "#ifdef __cplusplus\n}\n#endif\n\n#endif\n";
   return h.str();
 }
@@ -194,7 +236,8 @@ std::string c_header(const vitcc::tools::ModelConfig& cfg, const std::vector<Var
 std::vector<std::string> variant_symbols(const std::string& id, std::size_t k) {
   const std::string p = "vitcc_" + id + "_v" + std::to_string(k) + "_";
   return {p + "needs", p + "isa", p + "workspace_bytes", p + "input_floats", p + "output_floats", p + "bind", p + "forward",
-          p + "preprocess_scratch_bytes", p + "preprocess"};
+          p + "preprocess_scratch_bytes", p + "preprocess", p + "workspace_bytes_for", p + "context_init",
+          p + "context_forward"};
 }
 
 // Variant k: the forward pass compiled for one target. Its model is constructed at its first bind,
@@ -204,14 +247,21 @@ std::string variant_source(const std::string& include, const std::string& id, st
   const std::string p = "vitcc_" + id + "_v" + std::to_string(k) + "_";
   std::ostringstream s;
   s << "// Generated by vitcc-compile: " << id << "'s forward pass for target " << v.target << ".\n"
-    << "#include <cstdint>\n#include <cstring>\n\n"
+    << "#include <cstddef>\n#include <cstdint>\n#include <cstring>\n#include <new>\n\n"
     << "#include \"vitcc/core/cpu_features.hpp\"\n"
     << "#include \"vitcc/preprocess.hpp\"\n"
     << include << "\n"
     << "namespace {\n"
     << "using Model = vitcc_models::" << id << "_model;\n"
     << "Model& model() {\n  static Model m;\n  return m;\n}\n"
+    << "// The C header's executor, field for field vitcc::Executor.\n"
+    << "struct CExecutor {\n"
+    << "  void (*parallel_for)(void* self, std::size_t tasks, void (*task)(void*, std::size_t, std::size_t), void* arg);\n"
+    << "  void* self;\n  std::size_t workers;\n};\n"
+    << "static_assert(alignof(Model) <= 64, \"a context holds the model 64-byte aligned\");\n"
     << "}  // namespace\n\n"
+    << "// sizeof(Model), as the size of a symbol vitcc-compile reads (nm -S) and then removes with its section.\n"
+    << "extern \"C\" __attribute__((section(\".vitcc.size\"), used)) const char " << p << "model_size[sizeof(Model)] = {};\n\n"
     << "extern \"C\" {\n"
     << "// Data, not code: the dispatcher reads them before it runs anything compiled here.\n"
     << "extern const std::uint64_t " << p << "needs = vitcc::cpu::compiled_features();\n"
@@ -240,17 +290,49 @@ std::string variant_source(const std::string& include, const std::string& id, st
     << "  return static_cast<int>(vitcc::preprocess(pixels, width, height, row_stride, channels,\n"
     << "      vitcc_models::" << id << "::preprocessing, image, scratch, scratch_bytes).code());\n"
     << "}\n"
+    << "std::size_t " << p << "workspace_bytes_for(std::size_t workers) { return Model::workspace_bytes_for(workers); }\n"
+    << "// A model of its own in `memory` (the context's, 64-byte aligned, sizeof(Model) bytes), bound to `blob`.\n"
+    << "int " << p << "context_init(void* memory, const void* blob, std::size_t bytes, char* error, std::size_t capacity) {\n"
+    << "  Model* m = new (memory) Model{};\n"
+    << "  vitcc::BlobView view;\n"
+    << "  vitcc::Status s = view.open(blob, bytes);\n"
+    << "  if (s.ok()) s = m->bind(view);\n"
+    << "  if (!s.ok()) *m = Model{};\n"
+    << "  std::strncpy(error, s.ok() ? \"\" : s.message(), capacity - 1);\n"
+    << "  error[capacity - 1] = '\\0';\n"
+    << "  return s.ok() ? 0 : static_cast<int>(s.code());\n"
+    << "}\n"
+    << "// `count` images one after another, each with the executor (or on this thread).\n"
+    << "int " << p << "context_forward(const void* memory, const float* images, std::size_t count, float* outputs,\n"
+    << "    void* workspace, std::size_t workspace_bytes, const void* executor) {\n"
+    << "  const Model* m = static_cast<const Model*>(memory);\n"
+    << "  vitcc::Executor ex;\n"
+    << "  const vitcc::Executor* use = nullptr;\n"
+    << "  if (executor) {\n"
+    << "    const CExecutor* c = static_cast<const CExecutor*>(executor);\n"
+    << "    ex.parallel_for = c->parallel_for;\n    ex.self = c->self;\n    ex.workers = c->workers;\n"
+    << "    use = &ex;\n"
+    << "  }\n"
+    << "  if (count > 0 && (!images || !outputs)) return static_cast<int>(vitcc::Errc::null_pointer);\n"
+    << "  for (std::size_t i = 0; i < count; ++i) {\n"
+    << "    const vitcc::Status s = m->forward(images + i * Model::input_floats, outputs + i * Model::output_floats,\n"
+    << "                                       workspace, workspace_bytes, use);\n"
+    << "    if (!s.ok()) return static_cast<int>(s.code());\n"
+    << "  }\n"
+    << "  return 0;\n"
+    << "}\n"
     << "}  // extern \"C\"\n";
   return s.str();
 }
 
 // The public entry points, compiled for the plain target of the family: the CPU check and the
 // choice of a variant run here, before any code of a variant does.
-std::string dispatch_source(const std::string& id, const std::vector<Variant>& variants) {
+std::string dispatch_source(const std::string& id, const std::vector<Variant>& variants, std::size_t model_bytes) {
   std::ostringstream s;
   s << "// Generated by vitcc-compile: " << id << "'s C entry points and its choice of instruction set.\n"
-    << "#include <cstdint>\n#include <cstdio>\n#include <cstring>\n\n"
-    << "#include \"vitcc/core/cpu_features.hpp\"\n\n"
+    << "#include <cstdint>\n#include <cstdio>\n#include <cstring>\n#include <new>\n\n"
+    << "#include \"vitcc/core/cpu_features.hpp\"\n"
+    << "#include \"vitcc/version.hpp\"\n\n"
     << "extern \"C\" {\n";
   for (std::size_t k = 0; k < variants.size(); ++k) {
     const std::string p = "vitcc_" + id + "_v" + std::to_string(k) + "_";
@@ -260,9 +342,13 @@ std::string dispatch_source(const std::string& id, const std::vector<Variant>& v
       << "int " << p << "bind(const void*, std::size_t, char*, std::size_t);\n"
       << "int " << p << "forward(const float*, float*, void*, std::size_t);\n"
       << "std::size_t " << p << "preprocess_scratch_bytes(int, int);\n"
-      << "int " << p << "preprocess(const unsigned char*, int, int, std::size_t, int, float*, void*, std::size_t);\n";
+      << "int " << p << "preprocess(const unsigned char*, int, int, std::size_t, int, float*, void*, std::size_t);\n"
+      << "std::size_t " << p << "workspace_bytes_for(std::size_t);\n"
+      << "int " << p << "context_init(void*, const void*, std::size_t, char*, std::size_t);\n"
+      << "int " << p << "context_forward(const void*, const float*, std::size_t, float*, void*, std::size_t, const void*);\n";
   }
   s << "}\n\n"
+    << "#define VITCC_C_STR2(x) #x\n#define VITCC_C_STR(x) VITCC_C_STR2(x)\n\n"
     << "namespace {\n"
     << "struct Variant {\n"
     << "  const char* target;\n  const std::uint64_t* needs;\n  const char* const* isa;\n"
@@ -270,16 +356,28 @@ std::string dispatch_source(const std::string& id, const std::vector<Variant>& v
     << "  int (*forward)(const float*, float*, void*, std::size_t);\n"
     << "  std::size_t (*preprocess_scratch_bytes)(int, int);\n"
     << "  int (*preprocess)(const unsigned char*, int, int, std::size_t, int, float*, void*, std::size_t);\n"
+    << "  std::size_t (*workspace_bytes_for)(std::size_t);\n"
+    << "  int (*context_init)(void*, const void*, std::size_t, char*, std::size_t);\n"
+    << "  int (*context_forward)(const void*, const float*, std::size_t, float*, void*, std::size_t, const void*);\n"
     << "};\n"
     << "const Variant variants[] = {  // weakest first\n";
   for (std::size_t k = 0; k < variants.size(); ++k) {
     const std::string p = "vitcc_" + id + "_v" + std::to_string(k) + "_";
     s << "    {\"" << variants[k].target << "\", &" << p << "needs, &" << p << "isa, " << p << "bind, " << p << "forward, "
-      << p << "preprocess_scratch_bytes, " << p << "preprocess},\n";
+      << p << "preprocess_scratch_bytes, " << p << "preprocess, " << p << "workspace_bytes_for, " << p << "context_init, "
+      << p << "context_forward},\n";
   }
   s << "};\n"
     << "constexpr std::size_t variant_count = sizeof variants / sizeof variants[0];\n"
     << "const Variant* bound = nullptr;\n"
+    << "// A context: the variant this CPU runs, its last error, and a model of its own (the largest\n"
+    << "// variant's sizeof(Model), " << model_bytes << " bytes).\n"
+    << "struct alignas(64) Context {\n"
+    << "  const Variant* variant;\n"
+    << "  char error[vitcc::Status::message_capacity];\n"
+    << "  alignas(64) unsigned char model[" << (model_bytes + 63) / 64 * 64 << "];\n"
+    << "};\n"
+    << "static_assert(sizeof(Context) == " << context_bytes(model_bytes) << ", \"the header's CONTEXT_BYTES\");\n"
     << "char last_error[vitcc::Status::message_capacity] = \"no blob bound yet\";\n\n"
     << "// The most capable variant this CPU runs, or null. Where the CPU cannot be read (bare metal,\n"
     << "// non-Linux Arm), the weakest: the one the library's builder vouches for.\n"
@@ -328,6 +426,39 @@ std::string dispatch_source(const std::string& id, const std::vector<Variant>& v
     << "  const Variant* v = bound ? bound : pick();\n"
     << "  if (!v) return static_cast<int>(vitcc::Errc::unsupported_cpu);\n"
     << "  return v->preprocess(pixels, width, height, row_stride, channels, image, scratch, scratch_bytes);\n"
+    << "}\n"
+    << "std::size_t " << id << "_workspace_bytes_for(std::size_t workers) {\n"
+    << "  const Variant* v = bound ? bound : pick();\n  return v ? v->workspace_bytes_for(workers) : 0;\n}\n"
+    << "const char* " << id << "_version(void) {\n"
+    << "  return \"vitcc \" VITCC_C_STR(VITCC_VERSION_MAJOR) \".\" VITCC_C_STR(VITCC_VERSION_MINOR) \".\" VITCC_C_STR(VITCC_VERSION_PATCH);\n"
+    << "}\n"
+    << "struct " << id << "_context;\n"
+    << "int " << id << "_context_init(void* memory, std::size_t memory_bytes, const void* blob, std::size_t blob_bytes,\n"
+    << "    " << id << "_context** context) {\n"
+    << "  if (!memory || !context) return static_cast<int>(vitcc::Errc::null_pointer);\n"
+    << "  if (reinterpret_cast<std::uintptr_t>(memory) % 64 != 0) return static_cast<int>(vitcc::Errc::misaligned);\n"
+    << "  if (memory_bytes < sizeof(Context)) return static_cast<int>(vitcc::Errc::workspace_too_small);\n"
+    << "  Context* c = new (memory) Context;\n"
+    << "  *context = reinterpret_cast<" << id << "_context*>(c);\n"
+    << "  c->variant = pick();\n"
+    << "  if (!c->variant) {\n"
+    << "    char names[160];\n"
+    << "    std::snprintf(c->error, sizeof c->error, \"" << id << "_context_init: this CPU lacks %s, which the library's weakest \"\n"
+    << "                  \"target (%s) was compiled to use\", vitcc::cpu::feature_names(vitcc::cpu::missing(*variants[0].needs), names,\n"
+    << "                  sizeof names), variants[0].target);\n"
+    << "    return static_cast<int>(vitcc::Errc::unsupported_cpu);\n"
+    << "  }\n"
+    << "  return c->variant->context_init(c->model, blob, blob_bytes, c->error, sizeof c->error);\n"
+    << "}\n"
+    << "const char* " << id << "_context_error(const " << id << "_context* context) {\n"
+    << "  return context ? reinterpret_cast<const Context*>(context)->error : \"no context\";\n"
+    << "}\n"
+    << "int " << id << "_context_forward(const " << id << "_context* context, const float* images, std::size_t count,\n"
+    << "    float* outputs, void* workspace, std::size_t workspace_bytes, const void* executor) {\n"
+    << "  if (!context) return static_cast<int>(vitcc::Errc::null_pointer);\n"
+    << "  const Context* c = reinterpret_cast<const Context*>(context);\n"
+    << "  if (!c->variant) return static_cast<int>(vitcc::Errc::unsupported_cpu);\n"
+    << "  return c->variant->context_forward(c->model, images, count, outputs, workspace, workspace_bytes, executor);\n"
     << "}\n"
     << "}  // extern \"C\"\n";
   return s.str();
@@ -549,8 +680,10 @@ int main(int argc, char** argv) {
       if (vitcc::tools::run_process(probe, defines, false) != 0) throw Failure("cannot run the compiler " + cxx);
       gcc = defines.find("#define __GNUC__ ") != std::string::npos && defines.find("#define __clang__ ") == std::string::npos;
     }
+    const std::string nm = !prefix.empty() ? prefix + "nm" : from_env("NM", "nm");
+    // Returns the size of `size_symbol` in the object (nm -S), which it then removes with its section.
     auto build = [&](const fs::path& src, const std::string& text, const std::string& unit_flags,
-                     const std::vector<std::string>& keep) {
+                     const std::vector<std::string>& keep, const std::string& size_symbol = "") -> std::size_t {
       step = exit_code::io;
       write_text(src, text);
       step = exit_code::failure;  // the compiler and binutils
@@ -566,21 +699,45 @@ int main(int argc, char** argv) {
       std::string log;
       if (vitcc::tools::run_process(cmd, log) != 0)
         throw Failure("compiling " + src.string() + " with " + cxx + " " + unit_flags + " failed:\n" + log);
+      std::size_t size = 0;
+      if (!size_symbol.empty()) {
+        std::vector<std::string> nm_cmd = vitcc::tools::words(nm);
+        if (nm_cmd.empty()) throw Failure("empty nm command");
+        nm_cmd.insert(nm_cmd.end(), {"-S", "--defined-only", obj.string()});
+        std::string listing;
+        if (vitcc::tools::run_process(nm_cmd, listing, false) != 0) throw Failure("listing " + obj.string() + " with " + nm + " failed");
+        std::istringstream lines(listing);
+        for (std::string line; std::getline(lines, line);) {
+          std::istringstream w(line);
+          std::string addr, sz, type, sym;
+          if (w >> addr >> sz >> type >> sym && sym == size_symbol) size = std::stoull(sz, nullptr, 16);
+        }
+        if (size == 0) throw Failure(obj.string() + ": no size for " + size_symbol + " in " + nm + "'s listing");
+      }
       std::vector<std::string> oc = vitcc::tools::words(objcopy);
       if (oc.empty()) throw Failure("empty objcopy command");
       oc.push_back("--remove-section=.group");  // no COMDAT folding with another unit's copies
+      if (!size_symbol.empty()) {
+        oc.push_back("--remove-section=.vitcc.size");
+        oc.push_back("--strip-symbol=" + size_symbol);
+      }
       for (const std::string& k : keep) oc.push_back("--keep-global-symbol=" + k);
       oc.push_back(obj.string());
       log.clear();
       if (vitcc::tools::run_process(oc, log) != 0)
         throw Failure("making " + obj.string() + "'s symbols local with " + objcopy + " failed:\n" + log);
+      return size;
     };
+    std::size_t model_bytes = 0;  // the largest copy's sizeof(Model): a context holds any
     for (std::size_t k = 0; k < variants.size(); ++k)
-      build(in_dir(name + "_capi_v" + std::to_string(k) + ".cpp"), variant_source(include, id, k, variants[k]),
-            variants[k].flags, variant_symbols(id, k));
-    build(in_dir(name + "_capi.cpp"), dispatch_source(id, variants), dispatch_flags,
+      model_bytes = std::max(model_bytes, build(in_dir(name + "_capi_v" + std::to_string(k) + ".cpp"),
+                                                variant_source(include, id, k, variants[k]), variants[k].flags,
+                                                variant_symbols(id, k), "vitcc_" + id + "_v" + std::to_string(k) + "_model_size"));
+    build(in_dir(name + "_capi.cpp"), dispatch_source(id, variants, model_bytes), dispatch_flags,
           {id + "_bind", id + "_workspace_bytes", id + "_input_floats", id + "_output_floats", id + "_target",
-           id + "_isa", id + "_forward", id + "_last_error", id + "_preprocess_scratch_bytes", id + "_preprocess"});
+           id + "_isa", id + "_forward", id + "_last_error", id + "_preprocess_scratch_bytes", id + "_preprocess",
+           id + "_workspace_bytes_for", id + "_version", id + "_context_init", id + "_context_error",
+           id + "_context_forward"});
 
     fs::remove(tmp_lib, ec);
     std::vector<std::string> ar_cmd = vitcc::tools::words(ar);
@@ -592,7 +749,7 @@ int main(int argc, char** argv) {
     fs::rename(tmp_lib, lib, ec);
     if (ec) throw Failure(lib.string() + ": cannot move into place: " + ec.message(), exit_code::io);
     // The header last: a header never names a library that is not in place.
-    write_text(c_header_path, c_header(cfg, variants));
+    write_text(c_header_path, c_header(cfg, variants, context_bytes(model_bytes)));
     std::printf("wrote %s and %s (%s, %zu workspace bytes)\n", c_header_path.string().c_str(), lib.string().c_str(),
                 cfg.architecture.c_str(), ws_bytes);
     for (const Variant& v : variants) std::printf("  target %s: %s %s\n", v.target.c_str(), cxx.c_str(), v.flags.c_str());
