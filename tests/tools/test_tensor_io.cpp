@@ -424,6 +424,56 @@ TEST_CASE("preprocess_image upscaling agrees with torchvision on PIL") {
   check_against_pixels(preprocess_image(img.data(), 5, 4, pp), kUp5x4Bilinear, pp);
 }
 
+TEST_CASE("vitcc::preprocess: RGBA frames with padded rows, the exact scratch, and what it refuses") {
+  const int w = 37, h = 23;
+  const auto rgb = synth_image(w, h);
+  vitcc::Preprocessing pp;
+  pp.input_h = 16;
+  pp.input_w = 16;
+  for (vitcc::Interpolation interp : {vitcc::Interpolation::bicubic, vitcc::Interpolation::bilinear, vitcc::Interpolation::nearest}) {
+    pp.interpolation = interp;
+    CAPTURE(vitcc::interpolation_name(interp));
+    const std::size_t need = vitcc::preprocess_scratch_bytes(w, h, pp);
+    REQUIRE(need > 0);
+    std::vector<std::uint64_t> scratch(need / 8 + 2);
+    std::vector<float> a(3 * 16 * 16), b(a.size(), -1.0f);
+    REQUIRE(vitcc::preprocess(rgb.data(), w, h, std::size_t(w) * 3, 3, pp, a.data(), scratch.data(), need).ok());
+    // The same picture as RGBA, 5 bytes of padding after each row, alpha noise: the same floats.
+    const std::size_t stride = std::size_t(w) * 4 + 5;
+    std::vector<unsigned char> rgba(stride * std::size_t(h), 0xEE);
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x)
+        for (int c = 0; c < 3; ++c) rgba[std::size_t(y) * stride + std::size_t(x) * 4 + std::size_t(c)] = rgb[std::size_t((y * w + x) * 3 + c)];
+    REQUIRE(vitcc::preprocess(rgba.data(), w, h, stride, 4, pp, b.data(), scratch.data(), need).ok());
+    CHECK(a == b);
+    // The run agrees with vitcc-run's wrapper (the Pillow-checked path).
+    Preprocess run_pp = make_pp(16, 16, vitcc::interpolation_name(interp), 0.875f);
+    CHECK(preprocess_image(rgb.data(), w, h, run_pp).data == a);
+    // Refusals, each before anything is written.
+    std::vector<float> untouched(a.size(), 7.0f);
+    auto refused = [&](vitcc::Errc want, const unsigned char* px, std::size_t row, int ch, void* scr, std::size_t bytes) {
+      const vitcc::Status s = vitcc::preprocess(px, w, h, row, ch, pp, untouched.data(), scr, bytes);
+      CHECK(s.code() == want);
+      CHECK(std::all_of(untouched.begin(), untouched.end(), [](float v) { return v == 7.0f; }));
+    };
+    refused(vitcc::Errc::workspace_too_small, rgb.data(), std::size_t(w) * 3, 3, scratch.data(), need - 1);
+    refused(vitcc::Errc::misaligned, rgb.data(), std::size_t(w) * 3, 3, reinterpret_cast<unsigned char*>(scratch.data()) + 4, need);
+    refused(vitcc::Errc::shape_mismatch, rgb.data(), std::size_t(w) * 3 - 1, 3, scratch.data(), need);
+    refused(vitcc::Errc::shape_mismatch, rgb.data(), std::size_t(w) * 3, 2, scratch.data(), need);
+    refused(vitcc::Errc::null_pointer, nullptr, std::size_t(w) * 3, 3, scratch.data(), need);
+  }
+  vitcc::Preprocessing bad = pp;
+  bad.crop_pct = 0;
+  CHECK(vitcc::preprocess_scratch_bytes(w, h, bad) == 0);
+  bad = pp;
+  bad.std[1] = 0;
+  std::vector<std::uint64_t> scratch(4096);
+  std::vector<float> out(3 * 16 * 16);
+  CHECK(vitcc::preprocess(rgb.data(), w, h, std::size_t(w) * 3, 3, bad, out.data(), scratch.data(), 8 * scratch.size()).code() ==
+        vitcc::Errc::invalid_argument);
+  CHECK(vitcc::preprocess_scratch_bytes(0, h, pp) == 0);
+}
+
 TEST_CASE("constant image gives (v/255 - mean)/std everywhere, for every mode and crop") {
   const int w = 41, h = 29;
   std::vector<unsigned char> img(static_cast<std::size_t>(w * h * 3));
