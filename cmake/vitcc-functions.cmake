@@ -12,7 +12,9 @@
 #   - with TARGET, that instruction-set target's compiler flags (vitcc-compile --list-targets,
 #     docs/TARGETS.md) on all of <target>'s sources, since the model is compiled in them.
 # Files go to ${CMAKE_CURRENT_BINARY_DIR}/vitcc_models/<name>/. NAME defaults to the ONNX file's
-# stem; PRECISION to fp32; PACK_ARGS are passed to vitcc-pack as they are.
+# stem; PRECISION to fp32; PACK_ARGS are passed to vitcc-pack as they are. One call per model and
+# directory: two targets that need the same model share one target (a library) that holds it. The
+# weights are assembled with CMAKE_CXX_FLAGS (the toolchain's), not with per-target options.
 function(vitcc_add_model target onnx)
   cmake_parse_arguments(PARSE_ARGV 2 _vam "" "NAME;PRECISION;TARGET" "PACK_ARGS")
   if(_vam_UNPARSED_ARGUMENTS)
@@ -58,7 +60,8 @@ function(vitcc_add_model target onnx)
   if(CMAKE_CXX_COMPILER_TARGET)
     set(_target_arg "--target=${CMAKE_CXX_COMPILER_TARGET}")
   endif()
-  set(obj "${dir}/${name}_blob${CMAKE_CXX_OUTPUT_EXTENSION}")
+  # Not vitcc-pack's own ${name}_blob.o (the host's format): this target's, under another name.
+  set(obj "${dir}/${name}_weights_for_target${CMAKE_CXX_OUTPUT_EXTENSION}")
   add_custom_command(
     OUTPUT "${obj}"
     COMMAND ${CMAKE_CXX_COMPILER} ${_target_arg} ${_flags} -c "${dir}/${name}_blob.s" "-Wa,-I,${dir}" -o "${obj}"

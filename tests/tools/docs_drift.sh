@@ -16,7 +16,8 @@ for tool in vitcc-pack vitcc-run vitcc-compile; do
   help=$("$bin/$tool" --help) || fail "$tool --help failed"
   n=0
   for opt in $(grep -oE -- '--[a-z][a-z0-9-]+' <<<"$help" | sort -u); do
-    grep -qF -- "$opt" "${docs[@]}" || fail "$tool --help lists $opt, which no doc mentions (README.md, docs/*.md)"
+    grep -qE -- "(^|[^a-z0-9-])$opt([^a-z0-9-]|\$)" "${docs[@]}" \
+      || fail "$tool --help lists $opt, which no doc mentions as a whole option (README.md, docs/*.md)"
     n=$((n + 1))
   done
   [ $n -gt 3 ] || fail "$tool --help lists only $n options: $help"

@@ -213,8 +213,8 @@ std::string header_text(const Options& o, const PackedModel& m, std::uint64_t ch
     const std::string interp = o.interpolation.empty() ? m.default_interpolation : o.interpolation;
     char pre[400];
     std::snprintf(pre, sizeof pre,
-                  "static constexpr vitcc::Preprocessing preprocessing{%lld, %lld, {%.9gf, %.9gf, %.9gf}, "
-                  "{%.9gf, %.9gf, %.9gf}, vitcc::Interpolation::%s, %.17g};",
+                  "static constexpr vitcc::Preprocessing preprocessing{%lld, %lld, {%#.9gf, %#.9gf, %#.9gf}, "
+                  "{%#.9gf, %#.9gf, %#.9gf}, vitcc::Interpolation::%s, %#.17g};",
                   static_cast<long long>(m.input_shape[2]), static_cast<long long>(m.input_shape[3]), o.mean[0],
                   o.mean[1], o.mean[2], o.std[0], o.std[1], o.std[2], interp.c_str(), o.crop_pct);
     h << "  " << pre << "\n";
@@ -624,9 +624,12 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(workspace_bytes));
       {
         const std::string interp = o.interpolation.empty() ? m.default_interpolation : o.interpolation;
-        std::printf("preprocess   shorter side to %.0f (%s, crop_pct %.4g), centre crop %lldx%lld, mean %.4g,%.4g,%.4g, "
-                    "std %.4g,%.4g,%.4g (vitcc::preprocess)\n",
-                    std::floor(double(m.input_shape[2]) / o.crop_pct), interp.c_str(), o.crop_pct,
+        const double sh = std::floor(double(m.input_shape[2]) / o.crop_pct), sw = std::floor(double(m.input_shape[3]) / o.crop_pct);
+        const std::string resize = sh == sw ? "shorter side to " + std::to_string(long(sh)) + " (" + interp + ", crop_pct "
+                                            : "keep-ratio resize to cover " + std::to_string(long(sh)) + "x" +
+                                                  std::to_string(long(sw)) + " (bilinear, as timm; crop_pct ";
+        std::printf("preprocess   %s%.4g), centre crop %lldx%lld, mean %.4g,%.4g,%.4g, std %.4g,%.4g,%.4g (vitcc::preprocess)\n",
+                    resize.c_str(), o.crop_pct,
                     static_cast<long long>(m.input_shape[2]), static_cast<long long>(m.input_shape[3]), o.mean[0],
                     o.mean[1], o.mean[2], o.std[0], o.std[1], o.std[2]);
       }

@@ -1,5 +1,6 @@
 #include "image_preprocess.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -56,7 +57,8 @@ Tensor preprocess_image(const unsigned char* rgb, int width, int height, const P
   if (rgb == nullptr || width <= 0 || height <= 0)
     fail("expected a non-empty RGB image, found " + std::to_string(width) + "x" + std::to_string(height));
   const vitcc::Preprocessing lp = library_preprocessing(pp);
-  std::vector<std::uint64_t> scratch((vitcc::preprocess_scratch_bytes(width, height, lp) + 7) / 8);
+  // At least one word, so that a frame it cannot serve gets preprocess's reason, not "a null pointer".
+  std::vector<std::uint64_t> scratch(std::max<std::size_t>(1, (vitcc::preprocess_scratch_bytes(width, height, lp) + 7) / 8));
   Tensor t;
   t.shape = {1, 3, pp.input_h, pp.input_w};
   t.data.resize(static_cast<std::size_t>(3 * pp.input_h * pp.input_w));
