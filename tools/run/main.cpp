@@ -247,6 +247,16 @@ std::vector<std::string> with_launcher(std::vector<std::string> args) {
   return cmd;
 }
 
+// A runner that exited 7 (runner_main's CPU check) or died of SIGILL (an instruction before it): this
+// CPU does not run its target. Exit code 5, whether at the first start or at a run.
+void throw_if_cpu_refused(int rc, const std::string& said, const std::string& target) {
+  if (rc != 7 && rc != 128 + SIGILL) return;
+  throw Failure("the runner compiled for target " + (target.empty() ? std::string("native") : target) +
+                    " cannot run on this CPU (" + (rc == 7 ? said : "SIGILL: an illegal instruction, a missing extension or a trap") +
+                    "): choose a target this CPU runs (vitcc-compile --list-targets, docs/TARGETS.md)",
+                exit_code::unsupported);
+}
+
 // Returns the cached runner for this configuration, compiling it first if needed.
 fs::path ensure_runner(const vitcc::tools::ModelConfig& cfg, bool verbose, const std::string& target) {
   const RunnerSources src = find_sources();
@@ -328,11 +338,7 @@ fs::path ensure_runner(const vitcc::tools::ModelConfig& cfg, bool verbose, const
   for (char& ch : want) ch = char(std::tolower(static_cast<unsigned char>(ch)));
   if (hash_rc != 0 || said != want) {
     fs::remove(tmp_bin, ec);
-    if (hash_rc == 7 || hash_rc == 128 + SIGILL)  // runner_main's CPU check, or an instruction before it
-      throw Failure("the runner compiled for target " + (target.empty() ? std::string("native") : target) +
-                        " cannot run on this CPU (" + (hash_rc == 7 ? said : "SIGILL: an illegal instruction, a missing extension or a trap") +
-                        "): choose a target this CPU runs (vitcc-compile --list-targets, docs/TARGETS.md)",
-                    exit_code::unsupported);
+    throw_if_cpu_refused(hash_rc, said, target);
     if (hash_rc != 0)
       throw Failure("the runner compiled for " + cfg.header_path + " does not start (exit " + std::to_string(hash_rc) +
                     "): " + said);
@@ -569,10 +575,7 @@ int main(int argc, char** argv) {
           if (ch != '\n' || (!said.empty() && said.back() != ' ')) said += ch == '\n' ? ' ' : ch;
         // The runner exits 3 for a blob or input it refuses, 6 when it cannot write its output, 7 when
         // this CPU lacks instructions it was compiled to use (or dies of SIGILL before it can say so).
-        if (rc == 7 || rc == 128 + SIGILL)
-          throw Failure("the runner compiled for target " + (o.target.empty() ? std::string("native") : o.target) +
-                            " cannot run on this CPU (" + (rc == 7 ? said : "SIGILL: an illegal instruction, a missing extension or a trap") + ")",
-                        exit_code::unsupported);
+        throw_if_cpu_refused(rc, said, o.target);
         throw Failure("the compiled model failed (exit " + std::to_string(rc) + "): " + said,
                       rc == 3 ? exit_code::input : rc == 6 ? exit_code::io : exit_code::failure);
       }
