@@ -183,6 +183,8 @@ int main(int argc, char** argv) {
     EXPECT(demo_context_init(mem_c + 8, DEMO_CONTEXT_BYTES - 64, demo_blob, DEMO_BLOB_BYTES, &untouched) ==
                DEMO_ERR_MISALIGNED, "a misaligned context");
     EXPECT(strcmp(demo_version(), "vitcc " DEMO_VITCC_VERSION) == 0, "version '%s'", demo_version());
+    EXPECT(demo_context_bytes() == DEMO_CONTEXT_BYTES, "demo_context_bytes() %zu, DEMO_CONTEXT_BYTES %u",
+           demo_context_bytes(), DEMO_CONTEXT_BYTES);
     printf("contexts: 2 instances, a batch of 2 and 3 workers give the single run's bits; %s\n", demo_version());
     free(ws3);
     free(copy);

@@ -24,13 +24,27 @@ if nm -u "$out/lib/libdemo.a" | grep -E "_Z|__cxa|__gxx" ; then echo "FAIL: libd
 # Instruction-set targets (docs/TARGETS.md). A library exports its entry points and its copies' own
 # (vitcc_demo_vK_*), nothing else, and runs nothing before main().
 check_symbols() {  # check_symbols LIB
-  local want="demo_bind demo_context_error demo_context_forward demo_context_init demo_forward demo_input_floats demo_isa demo_last_error demo_output_floats demo_preprocess demo_preprocess_scratch_bytes demo_target demo_version demo_workspace_bytes demo_workspace_bytes_for "
+  local want="demo_bind demo_context_bytes demo_context_error demo_context_forward demo_context_init demo_forward demo_input_floats demo_isa demo_last_error demo_output_floats demo_preprocess demo_preprocess_scratch_bytes demo_target demo_version demo_workspace_bytes demo_workspace_bytes_for "
   local got
   got=$(nm -g --defined-only "$1" | awk 'NF==3{print $3}' | grep -v '^vitcc_demo_v[0-9]*_' | sort | tr '\n' ' ')
   [ "$got" = "$want" ] || { echo "FAIL: $1 exports '$got', expected '$want' and vitcc_demo_vK_*"; exit 1; }
   if readelf -S -W "$1" | grep -E "\.init_array|\.ctors"; then echo "FAIL: $1 runs code before main()"; exit 1; fi
 }
 check_symbols "$out/lib/libdemo.a"
+
+# --shared: libdemo.so exports the C API and nothing else (not the copies' entry points), needs no
+# C++ runtime, and the same C program runs against it.
+"$compile" "$out/model/demo.json" -o "$out/shared" --shared >/dev/null
+want_so=$(nm -g --defined-only "$out/lib/libdemo.a" | awk 'NF==3{print $3}' | grep -v '^vitcc_demo_v[0-9]*_' | sort | tr '\n' ' ')
+got_so=$(nm -D --defined-only "$out/shared/libdemo.so" | awk 'NF==3{print $3}' | sort | tr '\n' ' ')
+[ "$got_so" = "$want_so" ] || { echo "FAIL: libdemo.so exports '$got_so', expected '$want_so'"; exit 1; }
+if readelf -d "$out/shared/libdemo.so" | grep NEEDED | grep -E "libstdc\+\+|libgcc_s"; then
+  echo "FAIL: libdemo.so needs the C++ runtime"; exit 1
+fi
+cc -std=c11 -O2 -Wall -Wextra -Werror -I"$out/shared" -I"$out/model" "$src/tests/c_api/main.c" \
+  "$out/model/demo_blob.o" -L"$out/shared" -ldemo -lm -o "$out/c_api_shared"
+LD_LIBRARY_PATH="$out/shared" "$out/c_api_shared" "$out/model" "$src/demo/input.bin" "$src/demo/reference.bin"
+LD_LIBRARY_PATH="$out/shared" ldd "$out/c_api_shared" | grep -q "$out/shared/libdemo.so" || { echo "FAIL: c_api_shared did not load libdemo.so"; exit 1; }
 
 # The C example (examples/c-classify): decode a photo, the model's own preprocessing through the C
 # API (an RGBA frame), forward, top-5; held to PyTorch's logits. The demo model's input.bin is its
