@@ -8,7 +8,9 @@ packages=(
   build-essential cmake make pkg-config
   libeigen3-dev libxsimd-dev doctest-dev nlohmann-json3-dev libbenchmark-dev
   libonnx-dev libprotobuf-dev protobuf-compiler
-  python3 python3-numpy python3-torch python3-torchvision python3-onnx
+  python3 python3-numpy python3-torch python3-torchvision python3-onnx python3-pil
+  # the Python binding (python/): pybind11 and the interpreter's headers
+  pybind11-dev python3-dev
   libopenblas0-openmp
   libstb-dev
   # Fashion-MNIST: the bundled fmnist models' training and accuracy test (tools/export/fmnist_data.py)

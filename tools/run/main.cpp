@@ -70,7 +70,7 @@ const char* usage =
     "--target: the instruction set the runner is compiled for, by name (vitcc-compile --list-targets;\n"
     "default native): one this machine runs, e.g. x86-64-v3 or scalar to try what another CPU would run.\n"
     "--cache-info: the runner cache's folder, runners and bytes. --clear-cache: removes its runners\n"
-    "(each is compiled again when next needed).\n"
+    "(each is compiled again when next needed). The Python binding's compiled models count as runners.\n"
     "Environment: VITCC_CACHE_DIR (compiled runners; default ~/.cache/vitcc), CXX (compiler),\n"
     "VITCC_RUN_FLAGS (replaces the runner's compiler flags; -fno-exceptions -fno-rtti are always added),\n"
     "VITCC_RUN_LAUNCHER (e.g. an emulator).\n"
@@ -350,9 +350,16 @@ fs::path ensure_runner(const vitcc::tools::ModelConfig& cfg, bool verbose, const
   return runner;
 }
 
-// The runner cache: its compiled runners (runner-<16 hex digits>), and the leftovers of compiles that
-// were killed (runner-<key>.<pid>.cpp / .bin); nothing else in the folder is vitcc-run's.
+// The runner cache: its compiled runners (runner-<16 hex digits>), the Python binding's model
+// libraries (pylib-<16 hex digits>.so, python/vitcc), and the leftovers of compiles that were killed
+// (runner-<key>.<pid>.cpp / .bin); nothing else in the folder is vitcc's.
 bool is_cache_file(const std::string& name, bool& runner) {
+  if (name.size() == 6 + 16 + 3 && name.compare(0, 6, "pylib-") == 0 && name.compare(22, 3, ".so") == 0) {
+    runner = std::all_of(name.begin() + 6, name.begin() + 22, [](char c) {
+      return std::isxdigit(static_cast<unsigned char>(c)) && !std::isupper(static_cast<unsigned char>(c));
+    });
+    return runner;
+  }
   const std::size_t key_end = 7 + 16;
   if (name.size() < key_end || name.compare(0, 7, "runner-") != 0) return false;
   for (std::size_t i = 7; i < key_end; ++i)
