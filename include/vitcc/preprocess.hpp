@@ -22,7 +22,7 @@
 //   - nearest takes source pixel floor((x + 0.5) * in / out), computed as Pillow does (a running double
 //     sum, truncated), which decides exact ties.
 // The output matches torchvision on PIL to float32 rounding (tests/tools/test_tensor_io.cpp holds it
-// to Pillow's pixels; tests/tools/preprocess_vs_torchvision.sh to torchvision on real image files).
+// to Pillow's pixels; tests/tools/preprocess_files.py to torchvision on real image files).
 //
 // Only the cropped window is resampled: each output pixel depends on its own taps alone, so this
 // equals cropping the full resize, at a fraction of the work. Nothing is allocated: the caller
