@@ -55,6 +55,24 @@ cc -std=c11 -O2 -Wall -Wextra -Werror -I"$out/cls-lib" -I"$out/cls-model" "$src/
   "$out/cls-model/demo_blob.o" -L"$out/cls-lib" -ldemo -lm -o "$out/classify"
 "$out/classify" "$src/demo/input.png" "$src/demo/reference.bin"
 
+# Cortex-M targets (bare metal): each library carries its FPU in the ARM attributes, and two that
+# differ cannot share a library.
+if command -v arm-none-eabi-g++ >/dev/null; then
+  for t in cortex-m7:FPv5/FP-D16:dp cortex-m7-sp:FPv5/FP-D16:sp cortex-m4:VFPv4-D16:sp; do
+    name=${t%%:*} rest=${t#*:}; fp=${rest%%:*} prec=${rest#*:}
+    "$compile" "$out/model/demo.json" -o "$out/$name" --target "$name" >/dev/null
+    attrs=$(arm-none-eabi-readelf -A "$out/$name/libdemo.a")
+    echo "$attrs" | grep -q "Tag_FP_arch: $fp" && echo "$attrs" | grep -q "Tag_ABI_VFP_args: VFP registers" \
+      || { echo "FAIL: --target $name: expected Tag_FP_arch $fp and hard-float arguments"; exit 1; }
+    sp=dp; if echo "$attrs" | grep -q "Tag_ABI_HardFP_use: SP only"; then sp=sp; fi
+    [ "$sp" = "$prec" ] || { echo "FAIL: --target $name: expected a $prec FPU, the objects say $sp"; exit 1; }
+  done
+  if "$compile" "$out/model/demo.json" -o "$out/m-mixed" --target cortex-m7,cortex-m4 2>"$out/m-mixed.err"; then
+    echo "FAIL: cortex-m7 and cortex-m4 in one library were accepted"; exit 1
+  fi
+  grep -q "one set per library" "$out/m-mixed.err" || { echo "FAIL: mixed Cortex-M targets: $(cat "$out/m-mixed.err")"; exit 1; }
+fi
+
 if [ "${VITCC_C_API_TARGETS:-1}" = 0 ]; then echo "VITCC_C_API_TARGETS=0: the other targets are skipped"; exit 0; fi
 if [ "$(uname -m)" = x86_64 ]; then
   # A fat library for x86-64-v2..v4: on this CPU it must pick the best its /proc/cpuinfo flags allow.

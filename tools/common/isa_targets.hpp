@@ -36,6 +36,10 @@ inline const std::vector<IsaTarget>& isa_targets() {
        "NEON with SDOT and SMMLA (int8 matrix multiply): Cortex-A510/A710, Neoverse V1/N2 and later"},
       {"cortex-m7", "armv7e-m", "-DVITCC_DISABLE_SIMD=1", "-mcpu=cortex-m7 -mthumb -mfloat-abi=hard -mfpu=fpv5-d16",
        "arm-none-eabi-", "Cortex-M7 firmware (bare metal, hard float): scalar kernels"},
+      {"cortex-m7-sp", "armv7e-m", "-DVITCC_DISABLE_SIMD=1", "-mcpu=cortex-m7 -mthumb -mfloat-abi=hard -mfpu=fpv5-sp-d16",
+       "arm-none-eabi-", "Cortex-M7 with the single-precision FPU (e.g. STM32F74x), hard float: scalar kernels"},
+      {"cortex-m4", "armv7e-m", "-DVITCC_DISABLE_SIMD=1", "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16",
+       "arm-none-eabi-", "Cortex-M4F firmware (single-precision FPU, hard float): scalar kernels"},
   };
   return t;
 }

@@ -606,6 +606,9 @@ int main(int argc, char** argv) {
           if (!family.empty() && family != f)
             throw Failure("--target: " + name + " (" + f + ") and the other targets (" + family +
                           ") cannot share one library: one instruction-set family per library");
+          if (!family.empty() && abi_flags != t->abi_flags)
+            throw Failure("--target: " + name + " (" + t->abi_flags + ") and the other targets (" + abi_flags +
+                          ") have different ABI or FPU flags: one set per library (Cortex-M CPUs cannot be told apart at run time)");
           family = f;
           abi_flags = t->abi_flags;
           if (f != vitcc::tools::host_family()) cross = t->cross;
