@@ -65,6 +65,18 @@ struct FreeDeleter {
 };
 using AlignedBytes = std::unique_ptr<unsigned char, FreeDeleter>;
 
+// A file mapped read-only, unmapped when this goes (also when a constructor throws after mapping).
+struct Mapping {
+  const void* data = nullptr;
+  std::size_t bytes = 0;
+  Mapping() = default;
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  ~Mapping() {
+    if (data) ::munmap(const_cast<void*>(data), bytes);
+  }
+};
+
 AlignedBytes aligned_bytes(std::size_t bytes) {
   const std::size_t rounded = (bytes + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
@@ -73,9 +85,17 @@ AlignedBytes aligned_bytes(std::size_t bytes) {
   return AlignedBytes(static_cast<unsigned char*>(p));
 }
 
-// The vitcc::Errc codes the C API's preprocess returns, in words.
-std::string preprocess_error(int rc) {
+// The vitcc::Errc codes the C API returns, in words.
+std::string errc_text(int rc) {
   switch (rc) {
+    case static_cast<int>(vitcc::Errc::not_bound):
+      return "the model is not bound";
+    case static_cast<int>(vitcc::Errc::workspace_too_small):
+      return "the workspace or scratch is too small";
+    case static_cast<int>(vitcc::Errc::misaligned):
+      return "a misaligned buffer";
+    case static_cast<int>(vitcc::Errc::null_pointer):
+      return "a null pointer";
     case static_cast<int>(vitcc::Errc::shape_mismatch):
       return "the frame's size, channels or row stride (or a model that does not take RGB)";
     case static_cast<int>(vitcc::Errc::invalid_argument):
@@ -85,6 +105,11 @@ std::string preprocess_error(int rc) {
     default:
       return "error code " + std::to_string(rc);
   }
+}
+
+std::string module_version() {
+  return std::to_string(VITCC_VERSION_MAJOR) + "." + std::to_string(VITCC_VERSION_MINOR) + "." +
+         std::to_string(VITCC_VERSION_PATCH);
 }
 
 class Library {
@@ -105,10 +130,14 @@ class Library {
     sym(api_.version, id + "_version");
     sym(api_.preprocess_scratch_bytes, id + "_preprocess_scratch_bytes");
     sym(api_.preprocess, id + "_preprocess");
+    // The prototypes above are this release's C API: a library another release wrote may differ.
+    if (std::string(api_.version()) != "vitcc " + module_version())
+      throw std::runtime_error(so_path + ": written by " + api_.version() + ", but this module is vitcc " +
+                               module_version() + " (use the vitcc-compile of this release)");
     map_blob();
     context_memory_ = aligned_bytes(api_.context_bytes());
     void* ctx = nullptr;
-    const int rc = api_.context_init(context_memory_.get(), (api_.context_bytes() + 63) / 64 * 64, blob_, blob_bytes_, &ctx);
+    const int rc = api_.context_init(context_memory_.get(), (api_.context_bytes() + 63) / 64 * 64, blob_.data, blob_.bytes, &ctx);
     if (rc != 0) {
       const std::string why = ctx ? api_.context_error(ctx) : "error code " + std::to_string(rc);
       throw std::runtime_error(blob_path + ": " + why);
@@ -122,10 +151,7 @@ class Library {
   Library(const Library&) = delete;
   Library& operator=(const Library&) = delete;
   ~Library() {
-    pool_.reset();
-    workspace_.reset();
-    context_memory_.reset();
-    if (blob_) ::munmap(const_cast<void*>(blob_), blob_bytes_);
+    // Members go in reverse order: the pool, the workspace, the context, then the blob's mapping.
     // The library stays loaded: dlclose of code that another Library may still run is not worth the
     // few hundred kilobytes (dlopen of the same file again returns the same handle).
   }
@@ -163,7 +189,7 @@ class Library {
       }
       rc = api_.context_forward(context_, in, count, o, workspace_.get(), workspace_bytes_, exp);
     }
-    if (rc != 0) throw std::runtime_error(blob_path_ + ": forward failed: " + api_.context_error(context_));
+    if (rc != 0) throw std::runtime_error(blob_path_ + ": forward failed: " + errc_text(rc));
     return out;
   }
 
@@ -186,7 +212,7 @@ class Library {
       rc = api_.preprocess(px, static_cast<int>(w), static_cast<int>(h), static_cast<std::size_t>(w * c),
                            static_cast<int>(c), o, scratch.get(), scratch_bytes);
     }
-    if (rc != 0) throw std::invalid_argument("preprocess: refused: " + preprocess_error(rc));
+    if (rc != 0) throw std::invalid_argument("preprocess: refused: " + errc_text(rc));
     return out;
   }
 
@@ -206,18 +232,19 @@ class Library {
       ::close(fd);
       throw std::runtime_error(blob_path_ + ": the weight blob is empty or cannot be read");
     }
-    blob_bytes_ = static_cast<std::size_t>(st.st_size);
-    void* p = ::mmap(nullptr, blob_bytes_, PROT_READ, MAP_PRIVATE, fd, 0);
+    const std::size_t bytes = static_cast<std::size_t>(st.st_size);
+    void* p = ::mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
+    const int err = errno;
     ::close(fd);
-    if (p == MAP_FAILED) throw std::runtime_error(blob_path_ + ": cannot map the weight blob: " + std::strerror(errno));
-    blob_ = p;
+    if (p == MAP_FAILED) throw std::runtime_error(blob_path_ + ": cannot map the weight blob: " + std::strerror(err));
+    blob_.data = p;
+    blob_.bytes = bytes;
   }
 
   std::string so_path_, blob_path_;
   void* handle_ = nullptr;
   Api api_{};
-  const void* blob_ = nullptr;
-  std::size_t blob_bytes_ = 0;
+  Mapping blob_;  // before the context that reads it: destroyed after it
   AlignedBytes context_memory_, workspace_;
   const void* context_ = nullptr;
   std::unique_ptr<vitcc::ThreadPool> pool_;
@@ -243,6 +270,7 @@ py::dict read_config(const std::string& path) {
   d["blob_checksum"] = c.blob_checksum;
   d["header_checksum"] = c.header_checksum;
   d["blob_path"] = c.blob_path;
+  d["header_path"] = c.header_path;
   d["path"] = c.path;
   d["output_kind"] = c.output_kind;
   d["input_shape"] = py::tuple(py::cast(std::vector<std::int64_t>(c.input_shape.begin() + 1, c.input_shape.end())));
@@ -254,10 +282,8 @@ py::dict read_config(const std::string& path) {
 
 PYBIND11_MODULE(_vitcc, m) {
   m.doc() = "vitcc's native half: loads a model library written by vitcc-compile --shared (use vitcc.load).";
-  m.attr("version") = std::to_string(VITCC_VERSION_MAJOR) + "." + std::to_string(VITCC_VERSION_MINOR) + "." +
-                      std::to_string(VITCC_VERSION_PATCH);
+  m.attr("version") = module_version();
   m.attr("build_compile_path") = VITCC_PY_BUILD_COMPILE;
-  m.attr("install_compile_path") = VITCC_PY_INSTALL_COMPILE;
   m.def("read_config", &read_config, py::arg("path"),
         "NAME.json through vitcc's checked config reader: a dict of its checked fields.");
   m.def("cpu_features", &vitcc::cpu::runtime_features, "This CPU's instruction-set extensions as vitcc's bit set.");

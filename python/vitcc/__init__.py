@@ -14,9 +14,11 @@ import hashlib
 import json
 import os
 import shutil
+import re
 import subprocess
 import sys
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -43,35 +45,47 @@ def cache_dir():
 
 
 def _compile_command(explicit):
-    """vitcc-compile: the argument, $VITCC_COMPILE, the build tree or install this module belongs to,
-    or the PATH."""
-    if explicit:
-        return explicit
-    if os.environ.get("VITCC_COMPILE"):
-        return os.environ["VITCC_COMPILE"]
+    """vitcc-compile: the argument, $VITCC_COMPILE, the one of the build tree or install this module
+    belongs to, or the PATH. Returned as an absolute path (it is hashed into the cache key)."""
+    given = explicit or os.environ.get("VITCC_COMPILE")
+    if given:
+        found = shutil.which(given)
+        if not found:
+            raise VitccError("vitcc-compile: %s is not an executable" % given)
+        return os.path.abspath(found)
     here = os.path.dirname(os.path.abspath(__file__))
-    candidates = [_vitcc.build_compile_path, _vitcc.install_compile_path]
-    if not here.startswith(os.path.dirname(os.path.dirname(_vitcc.build_compile_path))):
-        candidates.reverse()  # an installed module: the installed tool first
+    build_tree = os.path.dirname(os.path.dirname(_vitcc.build_compile_path))
+    candidates = []
+    if here.startswith(build_tree + os.sep):
+        candidates.append(_vitcc.build_compile_path)
+    # Installed: PREFIX/lib/pythonX.Y/dist-packages/vitcc -> PREFIX/bin
+    up = here
+    for _ in range(5):
+        up = os.path.dirname(up)
+        candidates.append(os.path.join(up, "bin", "vitcc-compile"))
     for c in candidates:
-        if c and os.access(c, os.X_OK):
+        if os.access(c, os.X_OK):
             return c
     found = shutil.which("vitcc-compile")
     if found:
-        return found
-    raise VitccError("cannot find vitcc-compile (looked in %s and on the PATH); set VITCC_COMPILE"
-                     % ", ".join(c for c in candidates if c))
+        return os.path.abspath(found)
+    raise VitccError("cannot find vitcc-compile (looked beside this module and on the PATH); set VITCC_COMPILE")
 
 
 _tool_keys = {}
 
 
 def _tool_key(compile_cmd):
-    """What a compiled library depends on besides the config: the tool (its version, compiler and
-    flags, as --version says) and the library's headers (their names and contents)."""
-    if compile_cmd in _tool_keys:
-        return _tool_keys[compile_cmd]
+    """What a compiled library depends on besides the config: the tool (its own bytes, which hold the
+    code it generates; its version, compiler and flags, as --version says) and the library's headers
+    (their names and contents)."""
+    st = os.stat(compile_cmd)
+    memo = (compile_cmd, st.st_size, st.st_mtime_ns)
+    if memo in _tool_keys:
+        return _tool_keys[memo]
     h = hashlib.sha256()
+    with open(compile_cmd, "rb") as fh:
+        h.update(fh.read())
     for args in (["--version"], ["--include-dir"]):
         r = subprocess.run([compile_cmd] + args, capture_output=True, text=True)
         if r.returncode != 0:
@@ -85,8 +99,8 @@ def _tool_key(compile_cmd):
             h.update(os.path.relpath(p, include).encode() + b"\0")
             with open(p, "rb") as fh:
                 h.update(fh.read())
-    _tool_keys[compile_cmd] = h.hexdigest()
-    return _tool_keys[compile_cmd]
+    _tool_keys[memo] = h.hexdigest()
+    return _tool_keys[memo]
 
 
 def _read_config(path):
@@ -99,6 +113,25 @@ def _read_config(path):
     with open(path, "rb") as f:
         raw = json.loads(f.read())
     return checked, raw
+
+
+def _check_library_header(header, cfg):
+    """vitcc-compile read NAME.json itself: the C header it wrote must be for the config this key was
+    made from (a folder packed again in between would otherwise cache one model's code under another's
+    key)."""
+    try:
+        with open(header, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise VitccError("%s: cannot read what vitcc-compile wrote: %s" % (header, e.strerror)) from None
+    said = re.search(r"\(\w+, config (0x[0-9a-fA-F]{16})\)", text)
+    blob = re.search(r"#define \w+_BLOB_CHECKSUM (0x[0-9a-fA-F]{16})ull", text)
+    if not said or not blob or said.group(1).lower() != cfg["config_hash"].lower() \
+            or blob.group(1).lower() != cfg["blob_checksum"].lower():
+        raise VitccError("%s changed while it was compiled (the library is for config %s, blob %s; the config says "
+                         "%s, %s): load it again" % (cfg["path"], said.group(1) if said else "?",
+                                                    blob.group(1) if blob else "?", cfg["config_hash"],
+                                                    cfg["blob_checksum"]))
 
 
 class Model:
@@ -148,14 +181,20 @@ class Model:
             raise ValueError("%s: expected an array of shape (N, %d, %d, %d), got %s"
                              % ((self.name,) + self.input_shape + (tuple(x.shape),)))
         n = x.shape[0]
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        out = self._lib.forward(x.reshape(-1), n)
+        x = np.ascontiguousarray(x, dtype=np.float32)  # the caller's own array when it already is one
+        try:
+            out = self._lib.forward(x.reshape(-1), n)
+        except RuntimeError as e:
+            raise VitccError(str(e)) from None
         return out.reshape((n,) + self.output_shape)
 
     def preprocess(self, frame):
         """frame: (H, W, 3) RGB or (H, W, 4) RGBA uint8 pixels (e.g. np.asarray(PIL image)). Returns the
         model's input (C, H, W) float32: timm's eval resize, centre crop and normalisation, as the
         config's "preprocessing" says, by the library's own vitcc::preprocess."""
+        if self.input_shape[0] != 3:
+            raise ValueError("%s: preprocess makes RGB input, and this model takes %d channel(s)"
+                             % (self.name, self.input_shape[0]))
         f = np.asarray(frame)
         if f.dtype != np.uint8:
             raise TypeError("%s: preprocess takes uint8 pixels, got dtype %s" % (self.name, f.dtype))
@@ -181,18 +220,24 @@ def load(config, threads=None, target="native", cache=None, compile_command=None
     compile_command: vitcc-compile (default: $VITCC_COMPILE, this build's or install's, the PATH).
     Compiling takes seconds to a minute, once per configuration, target and vitcc build; a note on
     stderr says so."""
-    config = os.fspath(config)
+    config = os.path.abspath(os.fspath(config))  # never read as an option by vitcc-compile
     cfg, raw = _read_config(config)
-    if threads is None:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if int(threads) < 1:
-        raise ValueError("threads must be at least 1, got %r" % (threads,))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = cpus if threads is None else int(threads)
+    if threads < 1 or threads > 4 * cpus:
+        raise ValueError("threads must be 1 to %d (4 x the %d CPUs this process may use), got %r"
+                         % (4 * cpus, cpus, threads))
+    if threads > cpus:
+        warnings.warn("vitcc: %d threads on %d CPUs: each forward pass waits for threads that share a core "
+                      "(slower than %d)" % (threads, cpus, cpus), RuntimeWarning, stacklevel=2)
     blob_path = cfg["blob_path"]
     compile_cmd = _compile_command(compile_command)
     key = hashlib.sha256()
     for part in (cfg["config_hash"], cfg["header_checksum"], cfg["blob_checksum"], target, _tool_key(compile_cmd)):
         key.update(str(part).encode() + b"\0")
-    if target == "native":  # this CPU: a cache shared between machines must not mix them up
+    with open(cfg["header_path"], "rb") as f:  # the code itself (configs before header_checksum too)
+        key.update(f.read())
+    if "native" in target.split(","):  # this CPU: a cache shared between machines must not mix them up
         key.update(b"cpu=%d" % _vitcc.cpu_features())
     root = os.fspath(cache) if cache is not None else cache_dir()
     lib_path = os.path.join(root, "pylib-%s.so" % key.hexdigest()[:16])
@@ -208,6 +253,7 @@ def load(config, threads=None, target="native", cache=None, compile_command=None
                 sys.stderr.write(r.stdout + r.stderr)
             if r.returncode != 0:
                 raise VitccError("%s failed (exit %d): %s" % (" ".join(cmd), r.returncode, r.stderr.strip()))
+            _check_library_header(os.path.join(work, "%s.h" % cfg["name"]), cfg)
             os.replace(os.path.join(work, "lib%s.so" % cfg["name"]), lib_path)  # atomic
         finally:
             shutil.rmtree(work, ignore_errors=True)

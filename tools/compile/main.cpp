@@ -66,8 +66,8 @@ const char* usage =
     "       vitcc-compile --list-targets | --target-flags T | --include-dir | --version\n"
     "Writes DIR/NAME.h (C header) and DIR/libNAME.a (the model's forward pass for C programs).\n"
     "--shared: also DIR/libNAME.so, the same code as a shared library exporting only the C API (for\n"
-    "dlopen, e.g. the Python binding); needs position-independent code (not cortex-m7, nor --flags\n"
-    "without --target unless they hold -fPIC).\n"
+    "dlopen, e.g. the Python binding); needs position-independent code (not the Cortex-M targets, nor\n"
+    "--flags without --target unless they hold -fPIC).\n"
     "--target: the instruction sets to compile for, by name (--list-targets; default native). Several\n"
     "of one family make a fat library: NAME_bind() picks the best this CPU runs, and refuses (never\n"
     "SIGILL) when it runs none. A cross target's compiler and binutils default to its triplet's.\n"
@@ -798,9 +798,13 @@ int main(int argc, char** argv) {
       for (const std::string& sym : c_api) text += "    " + sym + ";\n";
       step = exit_code::io;
       write_text(map, text + "  local: *;\n};\n");
+      // Linked with the units' own flags (a -m32, --target= or -fsanitize= the linker must see too),
+      // and --as-needed: the code needs the C library and libm, and the C++ driver would otherwise
+      // record libstdc++ and libgcc_s too (clang++ does).
       std::vector<std::string> link = vitcc::tools::words(cxx);
-      link.insert(link.end(), {"-shared", "-Wl,-soname,lib" + name + ".so", "-Wl,--version-script=" + map.string(),
-                               "-o", tmp_so.string()});
+      for (const std::string& w : vitcc::tools::words(dispatch_flags)) link.push_back(w);
+      link.insert(link.end(), {"-shared", "-Wl,--as-needed", "-Wl,-soname,lib" + name + ".so",
+                               "-Wl,--version-script=" + map.string(), "-o", tmp_so.string()});
       for (const fs::path& o : objects) link.push_back(o.string());
       link.push_back("-lm");
       step = exit_code::failure;

@@ -352,7 +352,8 @@ fs::path ensure_runner(const vitcc::tools::ModelConfig& cfg, bool verbose, const
 
 // The runner cache: its compiled runners (runner-<16 hex digits>), the Python binding's model
 // libraries (pylib-<16 hex digits>.so, python/vitcc), and the leftovers of compiles that were killed
-// (runner-<key>.<pid>.cpp / .bin); nothing else in the folder is vitcc's.
+// (runner-<key>.<pid>.cpp / .bin, and the binding's .pylib-build-* folders); nothing else in the
+// folder is vitcc's.
 bool is_cache_file(const std::string& name, bool& runner) {
   if (name.size() == 6 + 16 + 3 && name.compare(0, 6, "pylib-") == 0 && name.compare(22, 3, ".so") == 0) {
     runner = std::all_of(name.begin() + 6, name.begin() + 22, [](char c) {
@@ -377,6 +378,7 @@ struct CacheEntry {
   fs::path path;
   std::uintmax_t bytes;
   bool runner;
+  bool folder = false;  // the work folder of a Python binding's compile that was killed (.pylib-build-*)
 };
 std::vector<CacheEntry> cache_entries(const fs::path& dir) {
   std::vector<CacheEntry> out;
@@ -386,7 +388,12 @@ std::vector<CacheEntry> cache_entries(const fs::path& dir) {
   if (ec) throw Failure(dir.string() + ": cannot read the runner cache: " + ec.message(), exit_code::io);
   for (const auto& e : it) {
     bool runner = false;
-    if (!is_cache_file(e.path().filename().string(), runner) || !e.is_regular_file(ec)) continue;
+    const std::string name = e.path().filename().string();
+    if (name.rfind(".pylib-build-", 0) == 0 && e.is_directory(ec) && !e.is_symlink(ec)) {
+      out.push_back({e.path(), 0, false, true});
+      continue;
+    }
+    if (!is_cache_file(name, runner) || !e.is_regular_file(ec)) continue;
     out.push_back({e.path(), e.file_size(ec), runner});
   }
   std::sort(out.begin(), out.end(), [](const CacheEntry& a, const CacheEntry& b) { return a.path < b.path; });
@@ -410,7 +417,7 @@ int cache_command(bool clear) {
   std::size_t removed = 0;
   for (const auto& e : entries) {
     std::error_code ec;
-    if (fs::remove(e.path, ec)) ++removed;
+    if (e.folder ? fs::remove_all(e.path, ec) > 0 : fs::remove(e.path, ec)) ++removed;
     else if (ec) throw Failure(e.path.string() + ": cannot remove: " + ec.message(), exit_code::io);
   }
   std::printf("cache   %s: removed %zu file(s), %.1f MB\n", dir.string().c_str(), removed, bytes / 1e6);
