@@ -216,8 +216,9 @@ void register_all() {
   for (int threads : {1, 2})
     for (int t : {197, 257, 1370}) {
       if (threads == 1)
-        benchmark::RegisterBenchmark("attention", attention)->Args({t, 64, 1, 1})->ArgNames({"T", "D", "heads", "threads"})
-            ->UseRealTime()->MinTime(min_time);
+        for (int hd : {64, 32})  // head dims 64 (ViT, DeiT, DINOv2) and 32 (the other size)
+          benchmark::RegisterBenchmark("attention", attention)->Args({t, hd, 1, 1})->ArgNames({"T", "D", "heads", "threads"})
+              ->UseRealTime()->MinTime(min_time);
       benchmark::RegisterBenchmark("attention", attention)->Args({t, 64, 6, threads})->ArgNames({"T", "D", "heads", "threads"})
           ->UseRealTime()->MinTime(min_time);
     }

@@ -301,6 +301,38 @@ VITCC_ALWAYS_INLINE xsimd::batch<float, Arch> exp_nonpositive(xsimd::batch<float
   return p * xsimd::bitwise_cast<B>(e);
 }
 
+#if defined(__AVX512F__)
+// r[i][j] -> r[j][i] for 16 rows of 16 floats: pairs of rows interleaved (unpack ps), then quads
+// (unpack pd): u[4b + m] holds, in 128-bit lane L, column 4L + m of rows 4b .. 4b+3; two rounds of
+// 128-bit lane shuffles gather each column's four quads.
+VITCC_ALWAYS_INLINE void transpose16x16(__m512 r[16]) noexcept {
+  __m512 t[16], u[16];
+  VITCC_UNROLL
+  for (std::size_t i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  VITCC_UNROLL
+  for (std::size_t b = 0; b < 4; ++b) {
+    const __m512d t0 = _mm512_castps_pd(t[4 * b]), t1 = _mm512_castps_pd(t[4 * b + 1]);
+    const __m512d t2 = _mm512_castps_pd(t[4 * b + 2]), t3 = _mm512_castps_pd(t[4 * b + 3]);
+    u[4 * b + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+    u[4 * b + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+    u[4 * b + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+    u[4 * b + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+  }
+  VITCC_UNROLL
+  for (std::size_t m = 0; m < 4; ++m) {
+    const __m512 x0 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x88), x1 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xdd);
+    const __m512 y0 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x88), y1 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xdd);
+    r[m] = _mm512_shuffle_f32x4(x0, y0, 0x88);
+    r[4 + m] = _mm512_shuffle_f32x4(x1, y1, 0x88);
+    r[8 + m] = _mm512_shuffle_f32x4(x0, y0, 0xdd);
+    r[12 + m] = _mm512_shuffle_f32x4(x1, y1, 0xdd);
+  }
+}
+#endif
+
 // Step 1: packed = [K_h^T * scale as packed B (head_dim x t) | V_h as packed B (t x head_dim)].
 // Data movement only, t * head_dim per head, so it is plain scalar code for every architecture.
 template <class Arch, Precision P = Precision::fp32>
@@ -314,12 +346,31 @@ void attention_pack_head(std::size_t t, std::size_t heads, std::size_t head_dim,
   if constexpr (P == Precision::int8) attention_pack_q8<Arch>(t, heads, head_dim, scale, qkv, ld_qkv, h, pk);
   for (std::size_t j0 = 0; j0 < t && P != Precision::int8; j0 += gemm_nr) {
     float* dst = pk + j0 * head_dim;  // panel j0 / 16 starts at (j0 / 16) * head_dim * 16
+    std::size_t e0 = 0;  // the dimensions below e0 are packed
+#if defined(__AVX512F__)
+    if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
+      // 16 keys x 16 dimensions at a time: 16 row loads, an in-register transpose, 16 panel-row stores
+      // (the scalar loop below stores one float per key and dimension, 16 floats apart: it was ~10% of
+      // a ViT-S attention). The same products krow[e] * scale, so the same bits.
+      static_assert(gemm_nr == 16, "a panel row of 16 keys is one 512-bit vector");
+      const __m512 vscale = _mm512_set1_ps(scale);
+      for (; e0 + 16 <= head_dim; e0 += 16) {
+        __m512 r[16];
+        VITCC_UNROLL
+        for (std::size_t jj = 0; jj < 16; ++jj)
+          r[jj] = j0 + jj < t ? _mm512_mul_ps(_mm512_loadu_ps(k + (j0 + jj) * ld_qkv + e0), vscale) : _mm512_setzero_ps();
+        detail::transpose16x16(r);
+        VITCC_UNROLL
+        for (std::size_t e = 0; e < 16; ++e) _mm512_storeu_ps(dst + (e0 + e) * gemm_nr, r[e]);
+      }
+    }
+#endif
     for (std::size_t jj = 0; jj < gemm_nr; ++jj) {
       if (j0 + jj < t) {
         const float* krow = k + (j0 + jj) * ld_qkv;
-        for (std::size_t e = 0; e < head_dim; ++e) dst[e * gemm_nr + jj] = krow[e] * scale;
+        for (std::size_t e = e0; e < head_dim; ++e) dst[e * gemm_nr + jj] = krow[e] * scale;
       } else {
-        for (std::size_t e = 0; e < head_dim; ++e) dst[e * gemm_nr + jj] = 0.0f;
+        for (std::size_t e = e0; e < head_dim; ++e) dst[e * gemm_nr + jj] = 0.0f;
       }
     }
   }
@@ -377,6 +428,37 @@ void attention_pack_head(std::size_t t, std::size_t heads, std::size_t head_dim,
   }
 }
 
+// O (+)= P V_blk for one key block: P nq x nk (row stride lds), V_blk packed panels (head_dim
+// columns, panel_stride floats apart). With 512-bit vectors and head_dim a multiple of 64, a tile of 6
+// rows x 64 columns (24 accumulators) covers four panels: gemm_panels' 8 x 48 tiles would leave a
+// 16-column tile of 8 accumulators for the last panel of a 64-wide head. (12 x 32 for head_dim 32
+// measured no faster than gemm_panels' 8 x 32, AMD Zen 4.) Each element still sums its k in order,
+// so the bits are gemm_panels'.
+template <class Arch>
+void attention_pv(std::size_t nq, std::size_t head_dim, std::size_t nk, const float* p, std::size_t lds,
+                  const float* pv, std::size_t panel_stride, float* o, std::size_t ld_out, const GemmEpilogue& ep) noexcept {
+  if constexpr (xsimd::batch<float, Arch>::size == 16 && gemm_nr == 16) {
+    // MR x NP tiles of 24 accumulators over all of a head's columns.
+    auto tiles = [&](auto mr, auto np) VITCC_ALWAYS_INLINE_LAMBDA {
+      constexpr std::size_t MR = decltype(mr)::value, NP = decltype(np)::value;
+      for (std::size_t c0 = 0; c0 < head_dim; c0 += NP * gemm_nr) {
+        const float* b = pv + c0 / gemm_nr * panel_stride;
+        for (std::size_t i0 = 0; i0 < nq; i0 += MR) {
+          const std::size_t mv = nq - i0 < MR ? nq - i0 : MR;
+          const float* add = ep.add ? ep.add + i0 * ep.ld_add + c0 : nullptr;
+          gemm_microkernel<Arch, MR, NP, float>(mv, NP * gemm_nr, nk, p + i0 * lds, lds, b, panel_stride,
+                                                o + i0 * ld_out + c0, ld_out, nullptr, Activation::none, add, ep.ld_add);
+        }
+      }
+    };
+    if (head_dim % 64 == 0) {
+      tiles(std::integral_constant<std::size_t, 6>{}, std::integral_constant<std::size_t, 4>{});
+      return;
+    }
+  }
+  gemm_panels<Arch>(nq, head_dim, nk, p, lds, pv, panel_stride, o, ld_out, ep);
+}
+
 // Step 2 for queries q0 .. q0+nq-1 (nq <= attention_block_q) of head h, given its packed K/V.
 // block_scratch: attention_block_scratch_floats(), 64-byte aligned, private to the caller.
 template <class Arch, Precision P = Precision::fp32>
@@ -403,9 +485,17 @@ void attention_query_block(std::size_t t, std::size_t head_dim, const float* qkv
     else
       gemm_panels<Arch>(nq, nk, head_dim, q, ld_qkv, pk + j0 * head_dim, head_dim * gemm_nr, s, BK, GemmEpilogue{});
 
+    // The last partial vector of each row (nk not a multiple of W) goes through the vector code too,
+    // its lanes past nk masked: -inf for the max, 0 after the exponential (the row has BK >= nk
+    // rounded up to W floats, so the load stays inside it). Scalar std::exp on those few lanes was ~1%
+    // of a ViT-S attention.
+    const std::size_t body = nk / W * W;
+    alignas(VITCC_ALIGNMENT) float lane_index[W];
+    for (std::size_t l = 0; l < W; ++l) lane_index[l] = static_cast<float>(l);
+    const auto tail_lanes = B::load_aligned(lane_index) < B(static_cast<float>(nk - body));
+    static_assert(BK % W == 0, "a row of the score block holds whole vectors");
     for (std::size_t i = 0; i < nq; ++i) {
       float* si = s + i * BK;
-      const std::size_t body = nk / W * W;
       // Four independent max and sum chains: a single chain would wait on the latency of every step.
       B vmax(-INFINITY), m1(-INFINITY), m2(-INFINITY), m3(-INFINITY);
       std::size_t j = 0;
@@ -416,12 +506,12 @@ void attention_query_block(std::size_t t, std::size_t head_dim, const float* qkv
         m3 = xsimd::max(m3, B::load_aligned(si + j + 3 * W));
       }
       for (; j < body; j += W) vmax = xsimd::max(vmax, B::load_aligned(si + j));
+      if (body < nk) vmax = xsimd::max(vmax, xsimd::select(tail_lanes, B::load_aligned(si + body), B(-INFINITY)));
       vmax = xsimd::max(xsimd::max(vmax, m1), xsimd::max(m2, m3));
       alignas(VITCC_ALIGNMENT) float lanes[W];
       vmax.store_aligned(lanes);
       float blk_max = -INFINITY;
       for (std::size_t l = 0; l < W; ++l) blk_max = lanes[l] > blk_max ? lanes[l] : blk_max;
-      for (; j < nk; ++j) blk_max = si[j] > blk_max ? si[j] : blk_max;
 
       const float m_new = first || blk_max > row_max[i] ? blk_max : row_max[i];
       const B vm(m_new);
@@ -445,11 +535,12 @@ void attention_query_block(std::size_t t, std::size_t head_dim, const float* qkv
         p.store_aligned(si + j);
         vsum += p;
       }
-      float blk_sum = xsimd::hadd((vsum + s1) + (s2 + s3));
-      for (; j < nk; ++j) {
-        si[j] = std::exp(si[j] - m_new);
-        blk_sum += si[j];
+      if (body < nk) {
+        const B p = xsimd::select(tail_lanes, exp_nonpositive<Arch>(B::load_aligned(si + body) - vm), B(0.0f));
+        p.store_aligned(si + body);
+        s1 += p;
       }
+      const float blk_sum = xsimd::hadd((vsum + s1) + (s2 + s3));
 
       if (first) {
         row_sum[i] = blk_sum;
@@ -485,7 +576,7 @@ void attention_query_block(std::size_t t, std::size_t head_dim, const float* qkv
       continue;
     }
 #endif
-    gemm_panels<Arch>(nq, head_dim, nk, s, BK, pv + j0 * gemm_nr, t * gemm_nr, o, ld_out, ep);
+    attention_pv<Arch>(nq, head_dim, nk, s, BK, pv + j0 * gemm_nr, t * gemm_nr, o, ld_out, ep);
   }
 
   for (std::size_t i = 0; i < nq; ++i) {
