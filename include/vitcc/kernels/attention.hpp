@@ -334,7 +334,8 @@ VITCC_ALWAYS_INLINE void transpose16x16(__m512 r[16]) noexcept {
 #endif
 
 // Step 1: packed = [K_h^T * scale as packed B (head_dim x t) | V_h as packed B (t x head_dim)].
-// Data movement only, t * head_dim per head, so it is plain scalar code for every architecture.
+// Data movement only, t * head_dim per head: plain scalar code, but for K on AVX-512 (an in-register
+// transpose of 16 keys x 16 dimensions; the scalar stores, 16 floats apart, were ~10% of an attention).
 template <class Arch, Precision P = Precision::fp32>
 void attention_pack_head(std::size_t t, std::size_t heads, std::size_t head_dim, float scale,
                          const float* qkv, std::size_t ld_qkv, std::size_t h, float* packed) noexcept {
