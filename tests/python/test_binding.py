@@ -151,15 +151,8 @@ def main():
     evit = timm_efficientvit.EfficientViTMSRA(
         img_size=96, num_classes=5, embed_dim=(16, 32, 48), key_dim=(8, 8, 8), depth=(1, 1, 1),
         num_heads=(2, 2, 3), window_size=(4, 4, 4), kernels=(5, 3, 3, 3), form='timm')
+    timm_efficientvit.calibrate_batchnorm_(evit, (timm_vit.make_image(20 + k, 4, 96, 96) for k in range(3)))
     with torch.no_grad():
-        for mod in evit.modules():
-            if isinstance(mod, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-                mod.reset_running_stats()
-                mod.momentum = None
-        evit.train()
-        for k in range(3):
-            evit(timm_vit.make_image(20 + k, 4, 96, 96))
-        evit.eval()
         xe = timm_vit.make_image(31, batch=2, height=96, width=96)
         ref_e = evit(xe).numpy()
     e = vitcc.load(pack(evit, xe, 'evit_test'))

@@ -168,14 +168,7 @@ def make_evit_demo(out: str, x: torch.Tensor) -> None:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
             else:
                 p.copy_(torch.randn(p.shape, generator=gen) / float(p[0].numel()) ** 0.5)
-        for m in model.modules():
-            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-                m.reset_running_stats()
-                m.momentum = None
-        model.train()
-        for k in range(3):
-            model(timm_vit.make_image(EVIT_SEED + k, 4, 96, 96))
-        model.eval()
+        timm_efficientvit.calibrate_batchnorm_(model, (timm_vit.make_image(EVIT_SEED + k, 4, 96, 96) for k in range(3)))
         y = model(x)
     onnx_bytes = export_bytes(model, x)
     _write_atomic(os.path.join(out, 'evit_demo.onnx'), onnx_bytes)

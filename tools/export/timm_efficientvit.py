@@ -322,6 +322,22 @@ def _image_batch(seed: int, batch: int, size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+def calibrate_batchnorm_(model: nn.Module, batches) -> nn.Module:
+    """BatchNorm running statistics as the cumulative mean and variance over `batches` (forward
+    passes in training mode), then eval mode. Momentum stays None (cumulative): exported, it is the
+    BatchNormalization node's momentum attribute, which inference ignores."""
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            m.reset_running_stats()
+            m.momentum = None
+    model.train()
+    for x in batches:
+        model(x)
+    model.eval()
+    return model
+
+
+@torch.no_grad()
 def make_model(name: str, seed: int = 0, img_size: int = 224, num_classes: int = 1000, fuse: bool = False,
                calib_batches: int = 3, form: str = 'timm') -> EfficientViTMSRA:
     ed, depth, heads, kernels = CONFIGS[name]
@@ -340,19 +356,14 @@ def make_model(name: str, seed: int = 0, img_size: int = 224, num_classes: int =
         else:
             fan_in = p[0].numel()
             p.copy_(_normal(gen, p.shape, 1.0 / math.sqrt(fan_in)))
-    # Calibrate BatchNorm: cumulative running statistics over a few random batches.
-    for m in model.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            m.reset_running_stats()
-            m.momentum = None
-    model.train()
     # Half image-like batches (the fixtures' inputs), half uniform noise in [-2, 2) (vitcc-pack's
     # self-check input), so the network is well conditioned on both.
-    for k in range(calib_batches):
-        model(_image_batch(int(seed) * 7 + k, 4, img_size))
-        model(torch.rand((4, 3, img_size, img_size), generator=gen) * 4.0 - 2.0)
-    model.eval()
-    for m in model.modules():
+    def batches():
+        for k in range(calib_batches):
+            yield _image_batch(int(seed) * 7 + k, 4, img_size)
+            yield torch.rand((4, 3, img_size, img_size), generator=gen) * 4.0 - 2.0
+    calibrate_batchnorm_(model, batches())
+    for m in model.modules():  # PyTorch's default again, as the fixtures were always exported
         if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             m.momentum = 0.1
     if fuse:
